@@ -1,0 +1,52 @@
+# jobfleet — two commands: `make run` (local fleet) and `make test` (everything, as CI runs it).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
+
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker clean
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_DEPS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing// /}" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing$$missing (install them as root; tests that need them will fail)"; fi; \
+	fi
+
+run: setup
+	$(PY) -m worker.local_fleet
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -q
+
+test: setup system-deps lint
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+
+bench: bench-worker bench-autoscale
+
+bench-worker: setup
+	$(PY) -m bench.worker_throughput
+
+bench-autoscale: setup
+	$(PY) -m bench.autoscale
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

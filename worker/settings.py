@@ -1,0 +1,347 @@
+"""The one place where jobfleet reads its environment.
+
+Every component (worker, autoscaler, dashboard, local fleet, benchmarks) calls :func:`load_settings`
+and reads typed attributes; nothing else looks at ``os.environ`` for jobfleet settings (the
+OpenTelemetry SDK reads the standard ``OTEL_*`` variables itself).
+
+A bad value fails at start with :class:`SettingsError`, whose message names the variable, the value
+and what is allowed. ``python -m worker.settings`` prints the table of every variable as Markdown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that is not allowed; the message says which and why."""
+
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if lo is not None and value < lo:
+            raise ValueError(f"must be >= {lo}")
+        if hi is not None and value > hi:
+            raise ValueError(f"must be <= {hi}")
+        return value
+
+    return parse
+
+
+def _float(lo: float | None = None, hi: float | None = None, *, open_lo: bool = False) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        if lo is not None and (value <= lo if open_lo else value < lo):
+            raise ValueError(f"must be {'>' if open_lo else '>='} {lo}")
+        if hi is not None and value > hi:
+            raise ValueError(f"must be <= {hi}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_str(raw: str) -> str | None:
+    value = raw.strip()
+    return value or None
+
+
+def _redis_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.match(r"^(redis|rediss|unix)://", value):
+        raise ValueError("expected a URL starting with redis://, rediss:// or unix://")
+    return value
+
+
+def _queues(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("expected a comma-separated list of at least one queue name")
+    for name in names:
+        if not _QUEUE_NAME.match(name):
+            raise ValueError(f"queue name {name!r} may only hold letters, digits and _ . : - (1-64 chars)")
+    if len(set(names)) != len(names):
+        raise ValueError("queue names must be unique")
+    return names
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _path(raw: str) -> Path:
+    value = raw.strip()
+    if not value:
+        raise ValueError("expected a path")
+    return Path(value)
+
+
+def _var(env: str, default: str, parse: Callable[[str], Any], doc: str) -> Any:
+    """Declare one setting: its variable, default (as the raw string), parser and meaning."""
+    return field(metadata={"env": env, "default": default, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated settings for every jobfleet component."""
+
+    # Redis
+    redis_url: str | None = _var(
+        "REDIS_URL", "", _redis_url,
+        "Redis/Valkey URL (`redis://`, `rediss://` for TLS, `unix://`). Empty: start an embedded Redis "
+        "under `JOBFLEET_DATA_DIR` (local fleet only).",
+    )
+    redis_password: str | None = _var(
+        "REDIS_PASSWORD", "", _optional_str, "AUTH password/token; overrides any password in `REDIS_URL`."
+    )
+    redis_ssm_parameter: str | None = _var(
+        "REDIS_PASSWORD_SSM_PARAMETER", "", _optional_str,
+        "On AWS: name of the SSM SecureString holding the AUTH token, read at start when "
+        "`REDIS_PASSWORD` is empty.",
+    )
+    redis_tls_ca: str | None = _var(
+        "REDIS_TLS_CA_FILE", "", _optional_str, "CA bundle for `rediss://`; empty uses the system store."
+    )
+    redis_socket_timeout: float = _var(
+        "REDIS_SOCKET_TIMEOUT", "10", _float(0, open_lo=True), "Seconds before a Redis command times out."
+    )
+    redis_connect_timeout: float = _var(
+        "REDIS_CONNECT_TIMEOUT", "5", _float(0, open_lo=True), "Seconds to establish a Redis connection."
+    )
+    redis_retries: int = _var(
+        "REDIS_RETRIES", "5", _int(0, 100),
+        "Retries (exponential backoff) on connection errors and timeouts before a command fails.",
+    )
+    data_dir: Path = _var(
+        "JOBFLEET_DATA_DIR", ".data", _path, "Where the embedded Redis keeps its AOF and the local fleet its pids."
+    )
+
+    # Queues and jobs
+    queues: tuple[str, ...] = _var(
+        "JOBFLEET_QUEUES", "high,default,low", _queues,
+        "Queues a worker listens on, highest priority first.",
+    )
+    job_timeout: int = _var(
+        "JOBFLEET_JOB_TIMEOUT", "180", _int(1, 86400), "Default job timeout in seconds (per-job override allowed)."
+    )
+    retry_max: int = _var(
+        "JOBFLEET_RETRY_MAX", "3", _int(0, 100), "Default number of retries after the first attempt (0 = none)."
+    )
+    retry_base: float = _var(
+        "JOBFLEET_RETRY_BASE", "2", _float(0), "Backoff before retry k is base * 2^(k-1) seconds, before jitter."
+    )
+    retry_cap: float = _var(
+        "JOBFLEET_RETRY_CAP", "300", _float(0), "Upper bound in seconds of one backoff interval."
+    )
+    retry_jitter: float = _var(
+        "JOBFLEET_RETRY_JITTER", "0.5", _float(0, 1),
+        "Jitter fraction: each interval is drawn from [(1-j)*d, d].",
+    )
+    permanent_errors: tuple[str, ...] = _var(
+        "JOBFLEET_PERMANENT_ERRORS", "worker.errors.PermanentError,TypeError,ValueError", _names,
+        "Exception types (dotted or builtin names) that are never retried.",
+    )
+    result_ttl: int = _var("JOBFLEET_RESULT_TTL", "86400", _int(0), "Seconds a finished job's result is kept.")
+    failure_ttl: int = _var(
+        "JOBFLEET_FAILURE_TTL", "604800", _int(1), "Seconds a failed job stays in the dead-letter registry."
+    )
+    idempotency_ttl: int = _var(
+        "JOBFLEET_IDEMPOTENCY_TTL", "86400", _int(1), "Seconds an idempotency key maps to its job id."
+    )
+
+    # Workers
+    worker_class: str = _var(
+        "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _str, "Worker class run by `python -m worker`."
+    )
+    shutdown_deadline: float = _var(
+        "JOBFLEET_SHUTDOWN_DEADLINE", "600", _float(0),
+        "Seconds a warm shutdown waits for the running job before stopping it and re-queueing it.",
+    )
+    recovery_interval: float = _var(
+        "JOBFLEET_RECOVERY_INTERVAL", "15", _float(1),
+        "Seconds between sweeps for jobs whose worker died (crash recovery).",
+    )
+    worker_ttl: int = _var(
+        "JOBFLEET_WORKER_TTL", "30", _int(10), "Worker heartbeat TTL in seconds; a silent worker is dead after it."
+    )
+    instance_id: str | None = _var(
+        "JOBFLEET_INSTANCE_ID", "", _optional_str,
+        "Instance id recorded by workers; empty asks EC2 IMDSv2 on AWS and uses the host name elsewhere.",
+    )
+    log_level: str = _var(
+        "JOBFLEET_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."
+    )
+    log_format: str = _var(
+        "JOBFLEET_LOG_FORMAT", "json", _choice("json", "text"), "Log line format (one JSON object per line)."
+    )
+
+    # Local fleet (`make run`)
+    local_workers: int = _var(
+        "JOBFLEET_LOCAL_WORKERS", "2", _int(0, 64), "Initial worker processes of the local fleet."
+    )
+    demo_load: bool = _var("JOBFLEET_DEMO_LOAD", "1", _bool, "`make run` also runs a demo load generator.")
+    demo_rate: float = _var(
+        "JOBFLEET_DEMO_RATE", "4", _float(0), "Demo load: mean jobs per second (Poisson arrivals, in bursts)."
+    )
+
+    # Autoscaler
+    autoscaler_backend: str = _var(
+        "JOBFLEET_AUTOSCALER_BACKEND", "local", _choice("local", "aws"), "Where capacity comes from."
+    )
+    autoscaler_interval: float = _var(
+        "JOBFLEET_AUTOSCALER_INTERVAL", "3", _float(2, 5), "Seconds between autoscaler decisions (2-5)."
+    )
+    autoscaler_min: int = _var("JOBFLEET_MIN_INSTANCES", "0", _int(0), "Fleet never shrinks below this.")
+    autoscaler_max: int = _var("JOBFLEET_MAX_INSTANCES", "10", _int(1), "Fleet never grows above this.")
+    slots_per_instance: int = _var(
+        "JOBFLEET_SLOTS_PER_INSTANCE", "1", _int(1, 256), "Worker processes (job slots) per instance."
+    )
+    target_wait: float = _var(
+        "JOBFLEET_TARGET_WAIT", "30", _float(0, open_lo=True), "Target p95 wait (enqueue to start) in seconds."
+    )
+    boot_time: float = _var(
+        "JOBFLEET_BOOT_TIME", "90", _float(0), "Expected seconds from launch request to a ready instance."
+    )
+    idle_hold: float = _var(
+        "JOBFLEET_IDLE_HOLD", "", _optional_str,
+        "Seconds an instance must be idle before it may be drained; empty = the boot time.",
+    )
+    max_step: int = _var(
+        "JOBFLEET_MAX_STEP", "0", _int(0), "Most instances added in one decision (0 = no limit)."
+    )
+    stale_after: float = _var(
+        "JOBFLEET_STALE_AFTER", "30", _float(1), "Observations older than this (s) are stale: hold the size."
+    )
+    dry_run: bool = _var("JOBFLEET_DRY_RUN", "0", _bool, "Decide and log, but do not change capacity.")
+    asg_name: str | None = _var(
+        "JOBFLEET_ASG_NAME", "", _optional_str, "Auto Scaling Group of the workers (aws backend)."
+    )
+    aws_region: str | None = _var("AWS_REGION", "", _optional_str, "AWS region (aws backend).")
+    aws_endpoint_url: str | None = _var(
+        "JOBFLEET_AWS_ENDPOINT_URL", "", _optional_str, "Override the AWS endpoint (tests use a local moto server)."
+    )
+
+    # Dashboard and metrics
+    dashboard_host: str = _var("JOBFLEET_DASHBOARD_HOST", "127.0.0.1", _str, "Dashboard bind address.")
+    dashboard_port: int = _var("JOBFLEET_DASHBOARD_PORT", "8080", _int(0, 65535), "Dashboard port.")
+    dashboard_token: str | None = _var(
+        "JOBFLEET_DASHBOARD_TOKEN", "", _optional_str,
+        "Bearer token required for the dashboard's write actions; empty = no auth (local only).",
+    )
+    metrics_port: int = _var(
+        "JOBFLEET_METRICS_PORT", "9121", _int(0, 65535), "Prometheus port of a worker host (0 = disabled)."
+    )
+    autoscaler_metrics_port: int = _var(
+        "JOBFLEET_AUTOSCALER_METRICS_PORT", "9122", _int(0, 65535), "Prometheus port of the autoscaler."
+    )
+    metrics_dir: Path | None = _var(
+        "PROMETHEUS_MULTIPROC_DIR", "", lambda raw: Path(raw.strip()) if raw.strip() else None,
+        "prometheus-client multiprocess directory shared by the worker processes of one host.",
+    )
+
+    @property
+    def idle_hold_seconds(self) -> float:
+        """Idle hold in seconds: the explicit value or, when unset, the expected boot time."""
+        return float(self.idle_hold) if self.idle_hold is not None else self.boot_time
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some attributes changed (values are typed, not raw strings)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default ``os.environ``); raise :class:`SettingsError` on a bad value."""
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        meta = f.metadata
+        raw = source.get(meta["env"])
+        if raw is None:
+            raw = meta["default"]
+        try:
+            values[f.name] = meta["parse"](raw)
+        except ValueError as exc:
+            raise SettingsError(f"{meta['env']}={raw!r}: {exc}") from None
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.autoscaler_min > s.autoscaler_max:
+        raise SettingsError(
+            f"JOBFLEET_MIN_INSTANCES={s.autoscaler_min} is above JOBFLEET_MAX_INSTANCES={s.autoscaler_max}"
+        )
+    if s.idle_hold is not None:
+        try:
+            if float(s.idle_hold) < 0:
+                raise ValueError
+        except ValueError:
+            raise SettingsError(f"JOBFLEET_IDLE_HOLD={s.idle_hold!r}: expected a number of seconds >= 0") from None
+    if s.autoscaler_backend == "aws" and not s.asg_name:
+        raise SettingsError("JOBFLEET_ASG_NAME is required when JOBFLEET_AUTOSCALER_BACKEND=aws")
+
+
+def settings_table() -> str:
+    """Every variable with its default and meaning, as a Markdown table (for the README)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        meta = f.metadata
+        default = f"`{meta['default']}`" if meta["default"] else "(empty)"
+        rows.append(f"| `{meta['env']}` | {default} | {meta['doc']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    if sys.argv[1:] == ["--check"]:
+        try:
+            load_settings()
+        except SettingsError as exc:
+            sys.exit(f"jobfleet: bad setting: {exc}")
+        print("settings ok")
+    else:
+        print(settings_table())
