@@ -28,7 +28,7 @@ system-deps:
 	fi
 
 run: setup
-	$(PY) -m worker.local_fleet
+	$(PY) -m worker.local_fleet $(RUN_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

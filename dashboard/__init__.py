@@ -1,0 +1,1 @@
+"""jobfleet dashboard: REST API and single-page web UI over the fleet's Redis (run with ``python -m dashboard``)."""

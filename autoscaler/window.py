@@ -1,0 +1,67 @@
+"""Small rolling windows the daemon (and the simulator) keep between decisions: rates and idle floor."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RateWindow:
+    """Arrival and completion rates of one queue from cumulative counters sampled over ``seconds``.
+
+    ``seen`` counts every job that ever entered the queue (queued + started + finished + failed),
+    ``done`` every job that ended; both are clamped to be monotonic (registries expire entries).
+    """
+
+    seconds: float = 60.0
+    _samples: deque[tuple[float, float, float]] = field(default_factory=deque)
+    _seen: float = 0.0
+    _done: float = 0.0
+    _last_raw: tuple[float, float] | None = None
+
+    def add(self, now: float, seen: float, done: float) -> None:
+        """Record the raw counters observed at ``now``."""
+        if self._last_raw is not None:
+            self._seen += max(0.0, seen - self._last_raw[0])
+            self._done += max(0.0, done - self._last_raw[1])
+        self._last_raw = (seen, done)
+        self._samples.append((now, self._seen, self._done))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - self.seconds:
+            self._samples.popleft()
+
+    def rates(self) -> tuple[float, float]:
+        """(arrivals/s, completions/s) over the window; zeros until two samples exist."""
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        t0, s0, d0 = self._samples[0]
+        t1, s1, d1 = self._samples[-1]
+        span = max(t1 - t0, 1e-6)
+        return (s1 - s0) / span, (d1 - d0) / span
+
+
+@dataclass
+class IdleFloor:
+    """Fewest idle slots seen over the last ``seconds`` (None until the window is full)."""
+
+    seconds: float
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+    _first: float | None = None
+
+    def add(self, now: float, idle_slots: int) -> None:
+        """Record the idle slots observed at ``now``."""
+        if self._first is None:
+            self._first = now
+        self._samples.append((now, idle_slots))
+        while self._samples and self._samples[0][0] < now - self.seconds:
+            self._samples.popleft()
+
+    def floor(self, now: float) -> int | None:
+        """The minimum over the window, or None if we have not watched for a whole window yet."""
+        if self._first is None or now - self._first < self.seconds or not self._samples:
+            return None
+        return min(v for _, v in self._samples)
+
+    def consume(self, slots: int) -> None:
+        """Take ``slots`` drained slots off the history so the same surplus is not drained twice."""
+        self._samples = deque((t, max(0, v - slots)) for t, v in self._samples)

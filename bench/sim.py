@@ -1,0 +1,341 @@
+"""Discrete-event simulation of a job fleet driven by a scaling policy (ours or a baseline).
+
+Jobs arrive from a trace, wait in one FIFO queue (RQ workers take the oldest job; Redis serves the
+worker that has been blocked longest, so idle slots are used in FIFO order), and run on worker slots of
+instances. An instance is billed per second from its launch request to its termination and becomes useful
+after a boot delay drawn from a seeded distribution. Terminating an instance with running jobs kills them
+(``busy_killed``); killed jobs go back to the front of the queue and run again from scratch.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import itertools
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trace line."""
+
+    arrival_s: float
+    queue: str
+    service_s: float
+
+
+def load_trace(path: Path) -> list[Job]:
+    """Read a CSV trace with header ``arrival_s,queue,service_s``; clear errors on bad lines."""
+    jobs: list[Job] = []
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != ["arrival_s", "queue", "service_s"]:
+            raise ValueError(f"{path}: header must be exactly 'arrival_s,queue,service_s', got {reader.fieldnames}")
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                job = Job(float(row["arrival_s"]), row["queue"].strip(), float(row["service_s"]))
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{lineno}: expected numbers in arrival_s and service_s, got {row}") from None
+            if job.arrival_s < 0 or job.service_s <= 0 or not job.queue:
+                raise ValueError(f"{path}:{lineno}: need arrival_s >= 0, service_s > 0 and a queue name: {row}")
+            jobs.append(job)
+    if not jobs:
+        raise ValueError(f"{path}: the trace has no jobs")
+    jobs.sort(key=lambda j: j.arrival_s)
+    return jobs
+
+
+@dataclass
+class SimInstance:
+    """A simulated instance."""
+
+    id: str
+    launched_at: float
+    ready_at: float
+    slots: int
+    running: dict[int, float] = field(default_factory=dict)  # job index -> end time
+    idle_since: float | None = None
+    terminated_at: float | None = None
+
+    def ready(self, now: float) -> bool:
+        return now >= self.ready_at
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+
+@dataclass
+class FleetView:
+    """What a policy sees at a tick (the simulator's equivalent of the daemon's Redis observation)."""
+
+    now: float
+    queued: int
+    started: int
+    instances: Sequence[SimInstance]
+    arrivals_total: int
+    completions_total: int
+    recent_service_s: float | None
+    queued_by_queue: dict[str, int]
+    started_by_queue: dict[str, int]
+    oldest_age_s: float
+
+    @property
+    def in_service(self) -> list[SimInstance]:
+        return [i for i in self.instances if i.ready(self.now)]
+
+
+@dataclass
+class Action:
+    """A policy's answer: the desired size, and the instances it chose to remove (None: the ASG picks)."""
+
+    desired: int
+    remove: tuple[str, ...] | None = None
+
+
+class SimPolicy(Protocol):
+    """A scaling policy run by the simulator."""
+
+    name: str
+    interval_s: float
+
+    def tick(self, view: FleetView) -> Action:
+        """Decide at one tick."""
+        ...
+
+    def self_terminating(self, view: FleetView) -> list[str]:
+        """Instances that terminate themselves now (buildkite-style idle timeout); [] for others."""
+        ...
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Fleet parameters shared by every policy in a run."""
+
+    slots_per_instance: int = 1
+    boot_min_s: float = 45.0
+    boot_max_s: float = 120.0
+    min_instances: int = 0
+    max_instances: int = 100
+    seed: int = 7
+    tail_s: float = 3600.0  # after the last job ends, keep billing until the fleet is at min (at most this long)
+    sample_every_s: float = 10.0
+
+    def boot_delay(self, rng: random.Random) -> float:
+        """One boot delay (uniform between the bounds)."""
+        return rng.uniform(self.boot_min_s, self.boot_max_s)
+
+
+@dataclass
+class SimResult:
+    """Measured figures of one policy on one trace plus its time series."""
+
+    policy: str
+    waits: list[float]
+    instance_seconds: float
+    scaling_actions: int
+    busy_killed: int
+    series: list[tuple[float, int, int, int]]  # t, queued, desired, in_service
+    jobs_done: int
+    jobs_total: int
+
+    def summary(self) -> dict[str, float | int]:
+        """The figures written to the results JSON."""
+        return {
+            "p50_wait_s": round(percentile(self.waits, 50), 2),
+            "p95_wait_s": round(percentile(self.waits, 95), 2),
+            "p99_wait_s": round(percentile(self.waits, 99), 2),
+            "instance_hours": round(self.instance_seconds / 3600, 3),
+            "scaling_actions": self.scaling_actions,
+            "busy_killed": self.busy_killed,
+            "jobs_done": self.jobs_done,
+        }
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (0 for an empty list)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class Simulator:
+    """Runs one policy over one trace."""
+
+    def __init__(self, jobs: Sequence[Job], policy: SimPolicy, config: SimConfig) -> None:
+        self.jobs = list(jobs)
+        self.policy = policy
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        self.victim_rng = random.Random(config.seed + 1)
+        self.instances: dict[str, SimInstance] = {}
+        self.queue: deque[int] = deque()
+        self.first_start: dict[int, float] = {}
+        self.idle_slots: deque[tuple[str, int]] = deque()  # FIFO of (instance id, slot token)
+        self.events: list[tuple[float, int, str, object]] = []
+        self.seq = itertools.count()
+        self.ids = itertools.count(1)
+        self.completions = 0
+        self.arrivals = 0
+        self.busy_killed = 0
+        self.actions = 0
+        self.desired = 0
+        self.billed = 0.0
+        self.recent_service: deque[float] = deque(maxlen=20)
+        self.series: list[tuple[float, int, int, int]] = []
+        self.now = 0.0
+
+    # -- events ---------------------------------------------------------------------------------
+    def _push(self, t: float, kind: str, payload: object = None) -> None:
+        heapq.heappush(self.events, (t, next(self.seq), kind, payload))
+
+    def run(self) -> SimResult:
+        """Simulate until every job finished and the fleet is back at min (or the tail runs out)."""
+        for index, job in enumerate(self.jobs):
+            self._push(job.arrival_s, "arrive", index)
+        self._push(0.0, "tick")
+        self._push(0.0, "sample")
+        for _ in range(self.cfg.min_instances):
+            self._launch(0.0)
+        self.desired = self.cfg.min_instances
+        last_arrival = self.jobs[-1].arrival_s
+        done_at: float | None = None
+        while self.events:
+            t, _, kind, payload = heapq.heappop(self.events)
+            self.now = t
+            if kind == "arrive":
+                self.arrivals += 1
+                self.queue.append(int(payload))  # type: ignore[call-overload]
+                self._dispatch()
+            elif kind == "ready":
+                inst = self.instances.get(str(payload))
+                if inst and inst.terminated_at is None:
+                    inst.idle_since = t
+                    for slot in range(inst.slots):
+                        self.idle_slots.append((inst.id, slot))
+                    self._dispatch()
+            elif kind == "finish":
+                inst_id, job_index, slot = payload  # type: ignore[misc]
+                inst = self.instances.get(inst_id)
+                if inst and inst.terminated_at is None and job_index in inst.running:
+                    del inst.running[job_index]
+                    self.completions += 1
+                    self.recent_service.append(self.jobs[job_index].service_s)
+                    if not inst.running:
+                        inst.idle_since = t
+                    self.idle_slots.append((inst_id, slot))
+                    self._dispatch()
+            elif kind == "tick":
+                self._tick()
+                all_done = self.completions >= len(self.jobs) and t >= last_arrival
+                if all_done and done_at is None:
+                    done_at = t
+                live = [i for i in self.instances.values() if i.terminated_at is None]
+                if done_at is not None and (len(live) <= self.cfg.min_instances or t - done_at >= self.cfg.tail_s):
+                    break
+                self._push(t + self.policy.interval_s, "tick")
+            elif kind == "sample":
+                live = [i for i in self.instances.values() if i.terminated_at is None]
+                in_service = sum(1 for i in live if i.ready(t))
+                self.series.append((t, len(self.queue), self.desired, in_service))
+                self._push(t + self.cfg.sample_every_s, "sample")
+        end = self.now
+        for inst in self.instances.values():
+            stop = inst.terminated_at if inst.terminated_at is not None else end
+            self.billed += stop - inst.launched_at
+        waits = [self.first_start[i] - self.jobs[i].arrival_s for i in sorted(self.first_start)]
+        return SimResult(self.policy.name, waits, self.billed, self.actions, self.busy_killed, self.series,
+                         self.completions, len(self.jobs))
+
+    # -- mechanics ------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while self.queue and self.idle_slots:
+            inst_id, slot = self.idle_slots.popleft()
+            inst = self.instances.get(inst_id)
+            if inst is None or inst.terminated_at is not None:
+                continue
+            job_index = self.queue.popleft()
+            self.first_start.setdefault(job_index, self.now)
+            end = self.now + self.jobs[job_index].service_s
+            inst.running[job_index] = end
+            inst.idle_since = None
+            self._push(end, "finish", (inst_id, job_index, slot))
+
+    def _launch(self, now: float) -> SimInstance:
+        inst_id = f"i-{next(self.ids):05d}"
+        inst = SimInstance(inst_id, now, now + self.cfg.boot_delay(self.rng), self.cfg.slots_per_instance)
+        self.instances[inst_id] = inst
+        self._push(inst.ready_at, "ready", inst_id)
+        return inst
+
+    def _terminate(self, inst: SimInstance) -> None:
+        inst.terminated_at = self.now
+        if inst.running:
+            self.busy_killed += len(inst.running)
+            for job_index in sorted(inst.running, reverse=True):
+                self.queue.appendleft(job_index)  # RQ's recovery re-enqueues the abandoned job
+            inst.running.clear()
+        self._dispatch()
+
+    def _view(self) -> FleetView:
+        live = [i for i in self.instances.values() if i.terminated_at is None]
+        queued_by: dict[str, int] = {}
+        for index in self.queue:
+            name = self.jobs[index].queue
+            queued_by[name] = queued_by.get(name, 0) + 1
+        started_by: dict[str, int] = {}
+        for inst in live:
+            for index in inst.running:
+                name = self.jobs[index].queue
+                started_by[name] = started_by.get(name, 0) + 1
+        oldest = self.now - self.jobs[self.queue[0]].arrival_s if self.queue else 0.0
+        service = sum(self.recent_service) / len(self.recent_service) if self.recent_service else None
+        return FleetView(self.now, len(self.queue), sum(started_by.values()), live, self.arrivals, self.completions,
+                         service, queued_by, started_by, oldest)
+
+    def _tick(self) -> None:
+        view = self._view()
+        for inst_id in self.policy.self_terminating(view):
+            inst = self.instances[inst_id]
+            if inst.terminated_at is None:
+                self._terminate(inst)
+                self.desired = max(self.cfg.min_instances, self.desired - 1)
+                self.actions += 1
+        view = self._view()
+        action = self.policy.tick(view)
+        desired = min(self.cfg.max_instances, max(self.cfg.min_instances, action.desired))
+        live = [i for i in self.instances.values() if i.terminated_at is None]
+        changed = False
+        if action.remove:
+            for inst_id in action.remove:
+                inst = self.instances.get(inst_id)
+                if inst is not None and inst.terminated_at is None:
+                    self._terminate(inst)
+                    changed = True
+            live = [i for i in self.instances.values() if i.terminated_at is None]
+        if desired > len(live):
+            for _ in range(desired - len(live)):
+                self._launch(self.now)
+            changed = True
+        elif desired < len(live):
+            # the ASG picks victims itself: not by busyness (seeded, so every run is repeatable)
+            victims = self.victim_rng.sample(live, len(live) - desired)
+            for inst in victims:
+                self._terminate(inst)
+            changed = True
+        if changed or desired != self.desired:
+            self.actions += 1
+        self.desired = desired
+
+
+def run_policy(jobs: Sequence[Job], make_policy: Callable[[], SimPolicy], config: SimConfig) -> SimResult:
+    """Simulate a fresh policy over ``jobs``."""
+    return Simulator(jobs, make_policy(), config).run()

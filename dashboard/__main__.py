@@ -1,0 +1,35 @@
+"""``python -m dashboard``: serve the dashboard on ``JOBFLEET_DASHBOARD_HOST:JOBFLEET_DASHBOARD_PORT``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from dashboard.app import create_app
+from worker.logs import configure_logging
+from worker.settings import SettingsError, load_settings
+
+
+def main() -> int:
+    """Load settings, build the app and run uvicorn until interrupted."""
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"jobfleet dashboard: bad setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if settings.dashboard_token is None and settings.dashboard_host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("jobfleet.dashboard").warning(
+            "JOBFLEET_DASHBOARD_TOKEN is empty while listening on %s: write actions are open to anyone who can "
+            "reach this port", settings.dashboard_host,
+        )
+    uvicorn.run(app, host=settings.dashboard_host, port=settings.dashboard_port, log_config=None,
+                log_level=settings.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

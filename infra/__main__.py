@@ -1,0 +1,134 @@
+"""jobfleet on AWS: wires the components together and exports what operators need.
+
+Run by the Pulumi CLI (``Pulumi.yaml`` has ``main: infra/``) or by the mocks-based tests in tests/infra.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the CLI runs this file from infra/
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.artifacts import Artifacts
+from infra.bundle import build_app_bundle, build_observability_bundle
+from infra.cache import Redis
+from infra.config import load_config
+from infra.dashboard_host import DashboardHost
+from infra.firewall import Firewall
+from infra.fleet import DRAIN_HOOK, WorkerFleet, asg_name
+from infra.grafana_host import GrafanaHost
+from infra.iam import Iam, asg_arn
+from infra.monitoring_host import MonitoringHost
+from infra.network import Network
+from infra.secret_params import Secrets
+from infra.tags import Tagger
+from infra.userdata import (
+    Release,
+    app_env,
+    dashboard_user_data,
+    grafana_user_data,
+    monitoring_user_data,
+    worker_user_data,
+)
+
+cfg = load_config()
+tags = Tagger(cfg)
+account = aws.get_caller_identity().account_id
+partition = aws.get_partition().partition
+fleet_name = asg_name(cfg)
+
+app_bundle = build_app_bundle()
+observability_bundle = build_observability_bundle()
+
+network = Network("network", cfg, tags)
+firewall = Firewall("firewall", cfg, network.vpc_id, tags)
+secrets = Secrets("secrets", cfg, tags)
+artifacts = Artifacts("artifacts", app_bundle, observability_bundle, tags)
+iam = Iam(
+    "iam",
+    tags=tags,
+    partition=partition,
+    asg_arn=asg_arn(partition, cfg.region, account, fleet_name),
+    bucket_arn=artifacts.bucket.arn,
+    app_key=app_bundle.key,
+    observability_key=observability_bundle.key,
+    redis_parameter_arn=secrets.redis_auth_token.arn,
+    dashboard_parameter_arn=secrets.dashboard_token.arn,
+    grafana_parameter_arn=secrets.grafana_admin_password.arn,
+)
+redis = Redis("redis", cfg, network.app_subnet_ids, firewall.groups["redis"].id, tags)
+
+grafana = GrafanaHost(
+    "grafana", cfg, subnet_id=network.public_subnet_ids[0], security_group_id=firewall.groups["grafana"].id,
+    profile_name=iam.grafana.profile.name, tags=tags,
+    user_data=pulumi.Output.all(
+        artifacts.bucket.id, artifacts.objects["observability"].key, secrets.grafana_admin_password.name
+    ).apply(lambda a: grafana_user_data(
+        Release(a[0], a[1], cfg.region), stack=cfg.stack, password_parameter=a[2],
+        grafana_image=cfg.grafana_image, prometheus_image=cfg.prometheus_image, otelcol_image=cfg.otelcol_image,
+        tempo_image=cfg.tempo_image,
+    )),
+)
+
+
+def _env(service: str, redis_host: str, redis_parameter: str, otlp_host: str) -> dict[str, str]:
+    return app_env(
+        region=cfg.region, redis_host=redis_host, redis_port=redis.port, redis_parameter=redis_parameter,
+        queues=cfg.queues, job_timeout=cfg.job_timeout, shutdown_deadline=cfg.shutdown_deadline,
+        slots_per_instance=cfg.slots_per_instance, min_instances=cfg.min_instances, max_instances=cfg.max_instances,
+        otlp_host=otlp_host, service=service, stack=cfg.stack,
+    )
+
+
+# bucket, release key (from the uploaded object, so hosts start after the upload), Redis, token name, OTLP host
+app_inputs = pulumi.Output.all(
+    artifacts.bucket.id, artifacts.objects["app"].key, redis.endpoint, secrets.redis_auth_token.name,
+    grafana.private_ip,
+)
+
+workers = WorkerFleet(
+    "workers", cfg, subnet_ids=network.app_subnet_ids, security_group_id=firewall.groups["worker"].id,
+    profile_arn=iam.worker.profile.arn, tags=tags,
+    user_data=app_inputs.apply(lambda a: worker_user_data(
+        Release(a[0], a[1], cfg.region), _env("worker", a[2], a[3], a[4]), slots=cfg.slots_per_instance,
+        stop_timeout=cfg.stop_timeout, asg_name=fleet_name, hook_name=DRAIN_HOOK,
+    )),
+)
+monitoring = MonitoringHost(
+    "monitoring", cfg, subnet_id=network.app_subnet_ids[0], security_group_id=firewall.groups["monitoring"].id,
+    profile_name=iam.monitoring.profile.name, tags=tags,
+    user_data=app_inputs.apply(lambda a: monitoring_user_data(
+        Release(a[0], a[1], cfg.region), _env("autoscaler", a[2], a[3], a[4]), asg_name=fleet_name,
+        target_wait=cfg.target_wait, boot_time=cfg.boot_time,
+    )),
+    opts=pulumi.ResourceOptions(depends_on=[workers]),
+)
+dashboard = DashboardHost(
+    "dashboard", cfg, subnet_id=network.public_subnet_ids[0], security_group_id=firewall.groups["dashboard"].id,
+    profile_name=iam.dashboard.profile.name, tags=tags,
+    user_data=pulumi.Output.all(app_inputs, secrets.dashboard_token.name).apply(lambda b: dashboard_user_data(
+        Release(b[0][0], b[0][1], cfg.region), _env("dashboard", b[0][2], b[0][3], b[0][4]), token_parameter=b[1],
+    )),
+)
+
+pulumi.export("redisEndpoint", redis.endpoint)
+pulumi.export("redisPort", redis.port)
+pulumi.export("redisUrl", pulumi.Output.concat("rediss://", redis.endpoint, f":{redis.port}/0"))
+pulumi.export("redisAuthTokenParameter", secrets.redis_auth_token.name)
+pulumi.export("asgName", workers.group.name)
+pulumi.export("launchTemplateId", workers.launch_template.id)
+pulumi.export("launchTemplateVersion", workers.launch_template.latest_version)
+pulumi.export("releaseKey", app_bundle.key)
+pulumi.export("artifactBucket", artifacts.bucket.id)
+pulumi.export("monitoringInstanceId", monitoring.instance.id)
+pulumi.export("dashboardUrl", dashboard.url)
+pulumi.export("dashboardTokenParameter", secrets.dashboard_token.name)
+pulumi.export("grafanaUrl", grafana.url)
+pulumi.export("grafanaAdminUser", "admin")
+pulumi.export("grafanaAdminPassword", cfg.grafana_admin_password)
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("availabilityZones", network.zones)

@@ -1,0 +1,52 @@
+# ---- common: install the release bundle (rendered into every host's user data) ----
+export AWS_REGION AWS_DEFAULT_REGION="$AWS_REGION"
+readonly RELEASE_ROOT=/opt/jobfleet
+
+log() { printf '%s jobfleet-bootstrap: %s\n' "$(date -u +%FT%TZ)" "$*"; }
+
+retry() {
+  local attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge 5 ]; then
+      log "giving up after $attempt attempts: $*"
+      return 1
+    fi
+    sleep $((attempt * 5))
+    attempt=$((attempt + 1))
+  done
+}
+
+# install_bundle BUCKET KEY DEST: download s3://BUCKET/KEY and unpack it into DEST (idempotent).
+install_bundle() {
+  local bucket="$1" key="$2" dest="$3" tmp
+  tmp="$(mktemp)"
+  retry aws s3 cp --only-show-errors "s3://${bucket}/${key}" "$tmp"
+  mkdir -p "$dest"
+  tar -xzf "$tmp" -C "$dest"
+  rm -f "$tmp"
+}
+
+# install_release: unpack the app bundle into its own release dir, build its venv, point "current" at it.
+install_release() {
+  local name release
+  name="$(basename "$ARTIFACT_KEY" .tar.gz)"
+  release="${RELEASE_ROOT}/releases/${name}"
+  retry dnf install -y -q python3.11 python3.11-pip
+  id jobfleet >/dev/null 2>&1 || useradd --system --user-group --home-dir "$RELEASE_ROOT" --shell /sbin/nologin jobfleet
+  install_bundle "$ARTIFACT_BUCKET" "$ARTIFACT_KEY" "$release"
+  python3.11 -m venv "${release}/.venv"
+  retry "${release}/.venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r "${release}/requirements-runtime.txt"
+  chown -R root:root "$release"
+  ln -sfn "$release" "${RELEASE_ROOT}/current"
+  mkdir -p /etc/jobfleet
+  chmod 0755 /etc/jobfleet
+  log "installed release ${name}"
+}
+
+# write_env FILE: write stdin to FILE readable by root and the jobfleet group only.
+write_env() {
+  install -m 0640 -o root -g jobfleet /dev/null "$1"
+  cat > "$1"
+}
+# ---- end common ----

@@ -1,0 +1,35 @@
+#!/bin/bash
+# jobfleet-drain: waits until the Auto Scaling group marks this instance for termination (IMDSv2
+# target-lifecycle-state), stops every worker slot gracefully (SIGTERM, up to their stop timeout),
+# then completes the termination lifecycle action so the ASG may terminate the instance.
+set -euo pipefail
+
+readonly ASG_NAME=@@ASG_NAME@@
+readonly HOOK_NAME=@@HOOK_NAME@@
+export AWS_REGION=@@AWS_REGION@@
+readonly IMDS=http://169.254.169.254/latest
+
+imds() {
+  local token
+  token="$(curl -sf -X PUT "${IMDS}/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')"
+  curl -sf -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/$1"
+}
+
+while true; do
+  state="$(imds meta-data/autoscaling/target-lifecycle-state || true)"
+  if [ "$state" = "Terminated" ]; then
+    break
+  fi
+  sleep 5
+done
+
+echo "jobfleet-drain: instance is terminating; stopping worker slots"
+systemctl stop 'jobfleet-worker@*.service' || true
+instance_id="$(imds meta-data/instance-id)"
+aws autoscaling complete-lifecycle-action \
+  --auto-scaling-group-name "$ASG_NAME" \
+  --lifecycle-hook-name "$HOOK_NAME" \
+  --instance-id "$instance_id" \
+  --lifecycle-action-result CONTINUE
+echo "jobfleet-drain: lifecycle action completed"
+sleep infinity

@@ -1,0 +1,77 @@
+#!/bin/bash
+# jobfleet worker host: installs release @@RELEASE@@ and runs @@SLOTS@@ RQ worker slot(s) under systemd.
+# Rendered by infra/userdata.py; holds no secret (the Redis AUTH token is read from SSM at start).
+set -euo pipefail
+exec > >(tee -a /var/log/jobfleet-bootstrap.log) 2>&1
+
+readonly ARTIFACT_BUCKET=@@ARTIFACT_BUCKET@@
+readonly ARTIFACT_KEY=@@ARTIFACT_KEY@@
+AWS_REGION=@@AWS_REGION@@
+readonly SLOTS=@@SLOTS@@
+
+@@COMMON@@
+
+install_release
+
+cat > /etc/tmpfiles.d/jobfleet.conf <<'TMPFILES'
+d /run/jobfleet 0755 root root -
+d /run/jobfleet/metrics 0770 jobfleet jobfleet -
+TMPFILES
+systemd-tmpfiles --create /etc/tmpfiles.d/jobfleet.conf
+
+write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
+@@ENV_FILE@@
+ENVFILE
+
+cat > /etc/systemd/system/jobfleet-worker@.service <<'UNIT'
+[Unit]
+Description=jobfleet RQ worker, slot %i
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=jobfleet
+Group=jobfleet
+WorkingDirectory=/opt/jobfleet/current
+EnvironmentFile=/etc/jobfleet/jobfleet.env
+ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker
+# SIGTERM to the worker only: it finishes (or re-queues) its job, then exits.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=@@STOP_TIMEOUT@@
+Restart=always
+RestartSec=2
+NoNewPrivileges=yes
+ProtectSystem=full
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
+install -m 0755 /dev/null /usr/local/bin/jobfleet-drain
+cat > /usr/local/bin/jobfleet-drain <<'DRAIN'
+@@DRAIN_SCRIPT@@
+DRAIN
+
+cat > /etc/systemd/system/jobfleet-drain.service <<'UNIT'
+[Unit]
+Description=jobfleet drain: stop workers gracefully when the ASG terminates this instance
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/usr/local/bin/jobfleet-drain
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
+systemctl daemon-reload
+units=()
+for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
+systemctl enable --now "${units[@]}" jobfleet-drain.service
+log "worker host ready with ${SLOTS} slot(s)"

@@ -1,0 +1,228 @@
+"""User-data scripts rendered from the bash templates in ``infra/templates``.
+
+Templates hold ``@@NAME@@`` placeholders; :func:`render` fills every one and refuses unknown or
+missing names. Values are inserted as given, so callers shell-quote what lands in shell code
+(:func:`shlex.quote`) and environment files are built by :func:`env_file`, which rejects values that
+could break out of a line. Nothing rendered here may contain a secret: hosts receive the *names* of
+SSM SecureString parameters and read the values at service start.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ENV_VALUE = re.compile(r"^[^\n\r\"'\\$`]*$")
+_PARAMETER = re.compile(r"^[A-Za-z0-9_./-]+$")
+
+WORKER_METRICS_PORT = 9121
+AUTOSCALER_METRICS_PORT = 9122
+DASHBOARD_PORT = 8080
+GRAFANA_PORT = 3000
+PROMETHEUS_PORT = 9090
+OTLP_HTTP_PORT = 4318
+MULTIPROC_DIR = "/run/jobfleet/metrics"
+MAX_USER_DATA_BYTES = 16384
+"""EC2 refuses user data larger than 16 KiB (before base64)."""
+
+
+class UserDataError(ValueError):
+    """A template or value cannot be rendered safely."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """Where a host downloads its bundle from."""
+
+    bucket: str
+    key: str
+    region: str
+
+    @property
+    def name(self) -> str:
+        """The bundle's file name without extension (``jobfleet-<sha16>``)."""
+        return self.key.rsplit("/", 1)[-1].removesuffix(".tar.gz")
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill ``templates/<template>``; every placeholder must be given and every value used."""
+    text = (TEMPLATES / template).read_text()
+    wanted = set(_PLACEHOLDER.findall(text))
+    missing = sorted(wanted - set(values))
+    unused = sorted(set(values) - wanted)
+    if missing or unused:
+        raise UserDataError(f"{template}: missing values {missing}, unused values {unused}")
+    rendered = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    if _PLACEHOLDER.search(rendered):
+        raise UserDataError(f"{template}: a value contains a placeholder")
+    return rendered
+
+
+def env_file(env: Mapping[str, str]) -> str:
+    """``KEY=value`` lines for a systemd EnvironmentFile, refusing unsafe keys or values."""
+    lines = []
+    for key in sorted(env):
+        value = str(env[key])
+        if not _ENV_KEY.match(key):
+            raise UserDataError(f"environment variable name {key!r} is not allowed")
+        if not _ENV_VALUE.match(value):
+            raise UserDataError(f"value of {key} contains a newline, quote, backslash, $ or backtick")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines)
+
+
+def _parameter(name: str) -> str:
+    if not _PARAMETER.match(name):
+        raise UserDataError(f"SSM parameter name {name!r} is not allowed")
+    return name
+
+
+def _common() -> str:
+    return (TEMPLATES / "common.sh").read_text().rstrip("\n")
+
+
+def _release_values(release: Release) -> dict[str, str]:
+    return {
+        "ARTIFACT_BUCKET": shlex.quote(release.bucket),
+        "ARTIFACT_KEY": shlex.quote(release.key),
+        "AWS_REGION": shlex.quote(release.region),
+        "RELEASE": release.name,
+        "COMMON": _common(),
+    }
+
+
+def _checked(text: str, what: str) -> str:
+    if not text.startswith("#!/bin/bash\n"):
+        raise UserDataError(f"{what} user data must start with the shebang on line 1")
+    size = len(text.encode())
+    if size > MAX_USER_DATA_BYTES:
+        raise UserDataError(f"{what} user data is {size} bytes; EC2 allows {MAX_USER_DATA_BYTES}")
+    return text
+
+
+def app_env(
+    *,
+    region: str,
+    redis_host: str,
+    redis_port: int,
+    redis_parameter: str,
+    queues: tuple[str, ...],
+    job_timeout: int,
+    shutdown_deadline: int,
+    slots_per_instance: int,
+    min_instances: int,
+    max_instances: int,
+    otlp_host: str,
+    service: str,
+    stack: str,
+) -> dict[str, str]:
+    """Environment shared by the worker, autoscaler and dashboard hosts (read by worker/settings.py)."""
+    return {
+        "REDIS_URL": f"rediss://{redis_host}:{redis_port}/0",
+        "REDIS_PASSWORD_SSM_PARAMETER": _parameter(redis_parameter),
+        "AWS_REGION": region,
+        "JOBFLEET_QUEUES": ",".join(queues),
+        "JOBFLEET_JOB_TIMEOUT": str(job_timeout),
+        "JOBFLEET_SHUTDOWN_DEADLINE": str(shutdown_deadline),
+        "JOBFLEET_SLOTS_PER_INSTANCE": str(slots_per_instance),
+        "JOBFLEET_MIN_INSTANCES": str(min_instances),
+        "JOBFLEET_MAX_INSTANCES": str(max_instances),
+        "JOBFLEET_LOG_FORMAT": "json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{otlp_host}:{OTLP_HTTP_PORT}",
+        "OTEL_SERVICE_NAME": f"jobfleet-{service}",
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={stack}",
+    }
+
+
+def drain_script(*, region: str, asg_name: str, hook_name: str) -> str:
+    """The worker host's drain loop (completes the termination lifecycle hook after a graceful stop)."""
+    return render("drain.sh", {
+        "AWS_REGION": shlex.quote(region), "ASG_NAME": shlex.quote(asg_name), "HOOK_NAME": shlex.quote(hook_name),
+    }).rstrip("\n")
+
+
+def fetch_secret_script(*, region: str) -> str:
+    """The helper that writes SSM SecureString values into a root-only environment file."""
+    return render("fetch-secret.sh", {"AWS_REGION": shlex.quote(region)}).rstrip("\n")
+
+
+def worker_user_data(
+    release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str
+) -> str:
+    """User data of a worker host: ``slots`` times ``python -m worker`` under ``jobfleet-worker@.service``."""
+    # every slot asks for the metrics port: the first to bind serves the whole host from the shared
+    # multiprocess directory, the others stand by (observability.metrics.start_worker_metrics_server)
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": MULTIPROC_DIR, "JOBFLEET_METRICS_PORT": str(WORKER_METRICS_PORT)}
+    values = {
+        **_release_values(release),
+        "SLOTS": str(int(slots)),
+        "STOP_TIMEOUT": str(int(stop_timeout)),
+        "ENV_FILE": env_file(env),
+        "DRAIN_SCRIPT": drain_script(region=release.region, asg_name=asg_name, hook_name=hook_name),
+    }
+    return _checked(render("worker.sh", values), "worker")
+
+
+def monitoring_user_data(
+    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float
+) -> str:
+    """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
+    env = {
+        **env,
+        "JOBFLEET_AUTOSCALER_BACKEND": "aws",
+        "JOBFLEET_ASG_NAME": asg_name,
+        "JOBFLEET_TARGET_WAIT": f"{target_wait:g}",
+        "JOBFLEET_BOOT_TIME": f"{boot_time:g}",
+        "JOBFLEET_AUTOSCALER_METRICS_PORT": str(AUTOSCALER_METRICS_PORT),
+        "JOBFLEET_METRICS_PORT": "0",
+    }
+    values = {**_release_values(release), "ASG_NAME": shlex.quote(asg_name), "ENV_FILE": env_file(env)}
+    return _checked(render("monitoring.sh", values), "monitoring")
+
+
+def dashboard_user_data(release: Release, env: Mapping[str, str], *, token_parameter: str) -> str:
+    """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM."""
+    env = {
+        **env,
+        "JOBFLEET_DASHBOARD_HOST": "0.0.0.0",
+        "JOBFLEET_DASHBOARD_PORT": str(DASHBOARD_PORT),
+        "JOBFLEET_METRICS_PORT": "0",
+    }
+    values = {
+        **_release_values(release),
+        "PORT": str(DASHBOARD_PORT),
+        "ENV_FILE": env_file(env),
+        "FETCH_SCRIPT": fetch_secret_script(region=release.region),
+        "TOKEN_ASSIGNMENT": f"JOBFLEET_DASHBOARD_TOKEN={_parameter(token_parameter)}",
+    }
+    return _checked(render("dashboard.sh", values), "dashboard")
+
+
+def grafana_user_data(
+    release: Release,
+    *,
+    stack: str,
+    password_parameter: str,
+    grafana_image: str,
+    prometheus_image: str,
+    otelcol_image: str,
+    tempo_image: str,
+) -> str:
+    """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
+    values = {
+        **_release_values(release),
+        "STACK": shlex.quote(stack),
+        "FETCH_SCRIPT": fetch_secret_script(region=release.region),
+        "PASSWORD_ASSIGNMENT": f"GF_SECURITY_ADMIN_PASSWORD={_parameter(password_parameter)}",
+        "GRAFANA_IMAGE": grafana_image,
+        "PROMETHEUS_IMAGE": prometheus_image,
+        "OTELCOL_IMAGE": otelcol_image,
+        "TEMPO_IMAGE": tempo_image,
+    }
+    return _checked(render("grafana.sh", values), "grafana")

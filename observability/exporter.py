@@ -1,0 +1,86 @@
+"""Standalone per-queue metrics endpoint: ``python -m observability.exporter --redis-url URL --port N``.
+
+In a deployment the autoscaler serves these metrics on its own endpoint (``register_queue_collector``); this
+exporter is for local use, tests, and fleets without the autoscaler. (observability sits below the worker
+package, so it builds its own Redis client from the URL given on the command line.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, start_http_server
+from redis import Redis
+
+from observability.queue_collector import register_queue_collector
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _queues(raw: str) -> list[str]:
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    for name in names:
+        if not _QUEUE_NAME.match(name):
+            raise argparse.ArgumentTypeError(f"queue name {name!r} may only hold letters, digits and _ . : -")
+    return names
+
+
+def _redis_url(raw: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", raw):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {raw}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="python -m observability.exporter", description=__doc__)
+    parser.add_argument("--redis-url", required=True, type=_redis_url, help="Redis URL of the fleet")
+    parser.add_argument("--port", required=True, type=int, help="port to serve /metrics on")
+    parser.add_argument("--addr", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--queues", type=_queues, default=[], help="comma-separated queues (default: all in rq:queues)")
+    parser.add_argument("--target-wait", type=_positive, default=None,
+                        help="target wait in seconds, exported as jobfleet_target_wait_seconds for the alert rules")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    args = build_parser().parse_args(argv)
+    if not 0 < args.port < 65536:
+        print(f"exporter: --port must be 1-65535, got {args.port}", file=sys.stderr)
+        return 2
+    connection = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    registry = CollectorRegistry()
+    register_queue_collector(registry, connection, args.queues, args.target_wait)
+    try:
+        server, _thread = start_http_server(args.port, addr=args.addr, registry=registry)
+    except OSError as exc:
+        print(f"exporter: cannot listen on {args.addr}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"queue metrics on http://{args.addr}:{args.port}/metrics", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    server.shutdown()
+    connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

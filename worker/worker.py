@@ -1,0 +1,297 @@
+"""``JobfleetWorker``: RQ's forking ``Worker`` plus the policies jobfleet needs.
+
+Added on top of RQ: instance id and ``state_since`` in the worker hash, a default retry policy with
+exponential backoff and jitter, permanent (never retried) exceptions, a default timeout whose error names
+the job, a warm-shutdown deadline after which the running job is put back on its queue, fast execution
+heartbeats for crash recovery, structured logs, tracing spans and Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import threading
+import time
+from types import FrameType, TracebackType
+from typing import Any
+
+from rq import Queue, Worker
+from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
+from rq.worker import WorkerStatus
+
+from observability import metrics, tracing
+from worker.instance_id import resolve_instance_id
+from worker.logs import configure_logging, log_event
+from worker.retry_policy import default_retry, is_permanent, resolve_exception_types
+from worker.settings import Settings, load_settings
+
+ATTEMPT_FIELD = "jf_attempt"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op where unsupported)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+class JobTimeoutPenalty(UnixSignalDeathPenalty):
+    """SIGALRM job timeout whose error message names the job and the limit."""
+
+    def __init__(self, timeout: Any, exception: Any = JobTimeoutException, **kwargs: Any) -> None:
+        super().__init__(timeout, exception, **kwargs)
+        self._job_id = kwargs.get("job_id")
+
+    def handle_death_penalty(self, signum: int, frame: FrameType | None) -> None:
+        """Raise the timeout exception (called on SIGALRM)."""
+        if self._job_id:
+            raise self._exception(f"job {self._job_id} exceeded its timeout of {self._timeout} s")
+        raise self._exception(f"exceeded the timeout of {self._timeout} s")
+
+
+class JobfleetScheduler(RQScheduler):
+    """RQ's scheduler process, which also stops when its worker dies (even by SIGKILL)."""
+
+    def work(self) -> None:
+        """Run the scheduler loop."""
+        die_with_parent(signal.SIGTERM)
+        super().work()
+
+
+class JobfleetWorker(Worker):
+    """RQ ``Worker`` (a forked work horse per job) with jobfleet's retry, shutdown and recovery policies."""
+
+    death_penalty_class = JobTimeoutPenalty
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        self.settings = settings or load_settings()
+        kwargs.setdefault("worker_ttl", self.settings.worker_ttl)
+        kwargs.setdefault("default_result_ttl", self.settings.result_ttl)
+        kwargs.setdefault("maintenance_interval", 60)
+        super().__init__(*args, **kwargs)
+        # Execution heartbeats every third of the TTL: the recovery sweep spots a dead worker quickly.
+        self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), self.worker_ttl // 3))
+        self.permanent_errors = resolve_exception_types(self.settings.permanent_errors)
+        self.instance_id: str | None = None
+        self.state_since = time.time()
+        self._attempt = 1
+        self._failure_exc: BaseException | None = None
+        self._outcome: str | None = None
+        self._running: tuple[Job, Queue] | None = None
+        self._deadline_timer: threading.Timer | None = None
+        self._deadline_hit = False
+
+    # ----- registration and state -------------------------------------------------------------------------
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """Configure logs and tracing, then register (with ``instance_id`` and ``state_since``)."""
+        configure_logging(self.settings)
+        tracing.configure_tracing("jobfleet-worker")
+        super().bootstrap(*args, **kwargs)
+        log_event("worker_started", worker=self.name, instance_id=self.instance_id, queues=self.queue_names())
+
+    def register_birth(self) -> None:
+        """Register the worker and record which instance it runs on."""
+        self.instance_id = resolve_instance_id(self.settings)
+        super().register_birth()
+        self.state_since = time.time()
+        self.connection.hset(self.key, mapping={"instance_id": self.instance_id, "state_since": self.state_since})
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """Set the state; when it changes, also ``state_since`` (and the busy gauge)."""
+        changed = state != self._state
+        super().set_state(state, pipeline)
+        if changed:
+            self.state_since = time.time()
+            target = pipeline if pipeline is not None else self.connection
+            target.hset(self.key, "state_since", self.state_since)
+            if state in (WorkerStatus.BUSY, WorkerStatus.IDLE):
+                metrics.set_busy(state == WorkerStatus.BUSY)
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any) -> None:
+        """Start RQ's scheduler (it runs retries with a backoff) in a process that dies with this one."""
+        self.scheduler = JobfleetScheduler(
+            self.queues, connection=self.connection, logging_level=logging_level or "WARNING",
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            else:
+                self.scheduler.start()
+
+    # ----- running a job (parent side) ---------------------------------------------------------------------
+
+    def apply_defaults(self, job: Job) -> None:
+        """Give a job without its own timeout or retry policy the configured defaults (saved to Redis)."""
+        changes: dict[Any, Any] = {}
+        if job.timeout is None:
+            job.timeout = self.settings.job_timeout
+            changes["timeout"] = job.timeout
+        if job.retries_left is None:
+            retry = default_retry(self.settings)
+            if retry is not None:
+                job.retries_left = retry.max
+                job.retry_intervals = retry.intervals
+                changes["retries_left"] = retry.max
+                changes["retry_intervals"] = json.dumps(retry.intervals)
+        if changes:
+            self.connection.hset(job.key, mapping=changes)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Apply defaults, count the attempt, then fork a work horse for the job."""
+        self.apply_defaults(job)
+        self._attempt = int(self.connection.hincrby(job.key, ATTEMPT_FIELD, 1))
+        self._running = (job, queue)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self._running = None
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """Entry point of the forked horse: it is killed if the worker dies (recovery then re-queues the job)."""
+        die_with_parent(signal.SIGKILL)
+        super().main_work_horse(job, queue)
+
+    # ----- running a job (horse side) ----------------------------------------------------------------------
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        """Run the job inside a consumer span; log and count its outcome."""
+        self._outcome = None
+        self._failure_exc = None
+        started = time.monotonic()
+        with tracing.consumer_span(job, queue.name, attempt=self._attempt) as span:
+            log_event("job_started", **self._job_fields(job, queue))
+            ok = super().perform_job(job, queue, execution)
+            outcome = "finished" if ok else (self._outcome or "failed")
+            tracing.set_outcome(span, outcome, self._failure_exc)
+            trace_id = _trace_id(job)
+        duration = time.monotonic() - started
+        wait = (job.started_at - job.enqueued_at).total_seconds() if job.started_at and job.enqueued_at else None
+        metrics.record_job_finished(queue.name, outcome, duration, wait)
+        error = f"{type(self._failure_exc).__name__}: {self._failure_exc}" if self._failure_exc else None
+        log_event(
+            "job_finished", level=20 if ok else 30, **self._job_fields(job, queue), duration_s=round(duration, 4),
+            outcome=outcome, trace_id=trace_id, error=error,
+        )
+        return ok
+
+    def _finalize_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        execution: Any,
+        exc_info: tuple[type[BaseException] | None, BaseException | None, TracebackType | None],
+    ) -> None:
+        """Remember the exception so a permanent one is not retried."""
+        self._failure_exc = exc_info[1]
+        super()._finalize_failure(job, queue, execution, exc_info)
+
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        """Retry with backoff unless the error is permanent, retries are used up, or the job was stopped."""
+        exc = self._failure_exc if self.is_horse else None
+        if exc is not None and is_permanent(type(exc), self.permanent_errors):
+            job.retries_left = 0
+        stopped = self._stopped_job_id == job.id
+        will_retry = job.should_retry and not stopped
+        self._outcome = "retried" if will_retry else ("stopped" if stopped else "failed")
+        if will_retry:
+            metrics.record_retry(queue.name)
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if not self.is_horse:  # the horse died without reporting: count and log it here
+            metrics.record_job_finished(queue.name, self._outcome, 0.0, None)
+            log_event("job_finished", level=30, **self._job_fields(job, queue), outcome=self._outcome,
+                      error=exc_string.strip())
+
+    def _job_fields(self, job: Job, queue: Queue) -> dict[str, Any]:
+        try:
+            function = job.func_name
+        except Exception:  # an undeserialisable job still gets a log line
+            function = "<unreadable>"
+        return {"job_id": job.id, "queue": queue.name, "function": function, "attempt": self._attempt,
+                "worker": self.name}
+
+    # ----- shutdown ----------------------------------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """First SIGTERM/SIGINT: warm shutdown (finish the job, take no new one) with a deadline."""
+        log_event("shutdown_requested", worker=self.name, busy=self.get_state() == WorkerStatus.BUSY,
+                  deadline_s=self.settings.shutdown_deadline)
+        if self.get_state() == WorkerStatus.BUSY and self._deadline_timer is None:
+            self._deadline_timer = threading.Timer(self.settings.shutdown_deadline, self._deadline_reached)
+            self._deadline_timer.daemon = True
+            self._deadline_timer.start()
+        super().request_stop(signum, frame)
+
+    def _deadline_reached(self) -> None:
+        self._deadline_hit = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Second signal or deadline: stop the running job and put it back on its queue, then exit 0."""
+        if not self._deadline_hit and self._shutdown_requested_date is not None:
+            from rq.utils import now
+
+            if (now() - self._shutdown_requested_date).total_seconds() < 1:
+                return  # RQ's rule: a duplicate signal within a second is the same request
+        running = self._running
+        if self.horse_pid:
+            self.kill_horse()
+            self.wait_for_horse()
+            self._horse_pid = 0
+            if running is not None:
+                self.requeue_interrupted(*running)
+        raise SystemExit(0)
+
+    def requeue_interrupted(self, job: Job, queue: Queue) -> None:
+        """Put a job whose horse was stopped at shutdown back at the front of its queue (not a failure)."""
+        fresh = Job.fetch(job.id, connection=self.connection, serializer=self.serializer)
+        if fresh.get_status(refresh=False) != JobStatus.STARTED:
+            return  # the horse recorded its outcome before it was stopped
+        with self.connection.pipeline() as pipe:
+            for execution in list(self.executions.values()):
+                if execution.job_id == job.id:
+                    execution.delete(job=fresh, pipeline=pipe)
+                    self.executions.pop(execution.id, None)
+            pipe.lrem(queue.intermediate_queue_key, 0, job.id)
+            fresh.started_at = None
+            queue._enqueue_job(fresh, pipeline=pipe, at_front=True)
+            pipe.execute()
+        metrics.record_job_finished(queue.name, "requeued", 0.0, None)
+        log_event("job_requeued", level=30, **self._job_fields(fresh, queue), outcome="requeued",
+                  reason="deadline" if self._deadline_hit else "second signal")
+
+    def teardown(self) -> None:
+        """Cancel the deadline timer, then RQ's teardown (stop the scheduler, register death)."""
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        super().teardown()
+
+
+def _trace_id(job: Job) -> str | None:
+    """Trace id of the current span, else the one in the job's W3C carrier."""
+    with contextlib.suppress(Exception):
+        from opentelemetry import trace
+
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            return f"{context.trace_id:032x}"
+    carrier = job.meta.get("otel") if isinstance(job.meta, dict) else None
+    parent = carrier.get("traceparent") if isinstance(carrier, dict) else None
+    if isinstance(parent, str) and parent.count("-") == 3:
+        return parent.split("-")[1]
+    return None
