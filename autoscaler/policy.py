@@ -133,6 +133,7 @@ class Decision:
     busy: int = 0
     hold: bool = False
     inputs: dict[str, float] = field(default_factory=dict)
+    code: str = "steady"  # low-cardinality kind: scale_out, scale_in, steady, hold, stale
 
 
 def erlang_c(servers: int, load: float) -> float:
@@ -182,15 +183,16 @@ def mean_service(obs: Observation, cfg: PolicyConfig) -> float:
     if not known:
         return cfg.default_service_s
     total = sum(w for _, w in known)
-    return max(1e-3, sum(s * w for s, w in known) / total)  # type: ignore[operator]
+    return max(1e-3, sum((s or 0.0) * w for s, w in known) / total)
 
 
-def _hold(obs: Observation, cfg: PolicyConfig, why: str) -> Decision:
+def _hold(obs: Observation, cfg: PolicyConfig, why: str, code: str = "stale") -> Decision:
     busy = obs.busy_instances
     desired = min(cfg.max_instances, max(cfg.min_instances, busy, obs.desired))
     return Decision(
         desired=desired, drain=(), reason=f"hold at {desired}: {why}", busy=busy, hold=True,
         in_service=sum(1 for i in obs.instances if i.ready), booting=sum(1 for i in obs.instances if not i.ready),
+        code=code,
     )
 
 
@@ -234,6 +236,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         step = target - current if cfg.max_step == 0 else min(target - current, cfg.max_step)
         desired = max(current + step, min(target, cfg.min_instances))
         reason = f"scale out {current}->{desired}: {why}"
+        code = "scale_out"
     elif target < current:
         idle_now = [i for i in in_service if i.busy == 0]
         held = sum(1 for i in idle_now if i.idle_since is not None and obs.now - i.idle_since >= cfg.idle_hold_s)
@@ -243,6 +246,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         room = max(0, current - target)
         drain = tuple(i.id for i in idle_now[: min(room, allowed)])
         desired = current - len(drain)
+        code = "scale_in" if drain else "hold"
         if drain:
             reason = f"scale in {current}->{desired}: drain {len(drain)} idle >= {cfg.idle_hold_s:.0f}s; {why}"
         else:
@@ -250,7 +254,8 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     else:
         desired = current
         reason = f"steady at {current}: {why}"
+        code = "steady"
     return Decision(
         desired=desired, drain=drain, reason=reason, needed_slots=needed_slots,
-        in_service=len(in_service), booting=len(booting), busy=busy, inputs=inputs,
+        in_service=len(in_service), booting=len(booting), busy=busy, inputs=inputs, code=code,
     )

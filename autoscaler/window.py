@@ -12,21 +12,27 @@ class RateWindow:
 
     ``seen`` counts every job that ever entered the queue (queued + started + finished + failed),
     ``done`` every job that ended; both are clamped to be monotonic (registries expire entries).
+    ``running`` (jobs running now) is integrated over time into busy slot-seconds, so the mean service
+    time over the window is Little's law: busy slot-seconds / completions (:meth:`service_s`).
     """
 
-    seconds: float = 60.0
-    _samples: deque[tuple[float, float, float]] = field(default_factory=deque)
+    seconds: float = 300.0
+    min_completions: int = 5
+    _samples: deque[tuple[float, float, float, float]] = field(default_factory=deque)
     _seen: float = 0.0
     _done: float = 0.0
-    _last_raw: tuple[float, float] | None = None
+    _busy: float = 0.0
+    _last_raw: tuple[float, float, float, float] | None = None  # t, seen, done, running
 
-    def add(self, now: float, seen: float, done: float) -> None:
+    def add(self, now: float, seen: float, done: float, running: float = 0.0) -> None:
         """Record the raw counters observed at ``now``."""
         if self._last_raw is not None:
-            self._seen += max(0.0, seen - self._last_raw[0])
-            self._done += max(0.0, done - self._last_raw[1])
-        self._last_raw = (seen, done)
-        self._samples.append((now, self._seen, self._done))
+            t0, seen0, done0, running0 = self._last_raw
+            self._seen += max(0.0, seen - seen0)
+            self._done += max(0.0, done - done0)
+            self._busy += (running0 + running) / 2 * max(0.0, now - t0)
+        self._last_raw = (now, seen, done, running)
+        self._samples.append((now, self._seen, self._done, self._busy))
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.seconds:
             self._samples.popleft()
 
@@ -34,10 +40,19 @@ class RateWindow:
         """(arrivals/s, completions/s) over the window; zeros until two samples exist."""
         if len(self._samples) < 2:
             return 0.0, 0.0
-        t0, s0, d0 = self._samples[0]
-        t1, s1, d1 = self._samples[-1]
+        t0, s0, d0, _ = self._samples[0]
+        t1, s1, d1, _ = self._samples[-1]
         span = max(t1 - t0, 1e-6)
         return (s1 - s0) / span, (d1 - d0) / span
+
+    def service_s(self) -> float | None:
+        """Mean service time over the window (busy slot-seconds / completions); None with too few completions."""
+        if len(self._samples) < 2:
+            return None
+        done = self._samples[-1][2] - self._samples[0][2]
+        if done < self.min_completions:
+            return None
+        return max(1e-3, (self._samples[-1][3] - self._samples[0][3]) / done)
 
 
 @dataclass

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.autoscale: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    goals: dict[str, dict[str, bool]] = {trace: goal_met(per) for trace, per in results.items()}
     payload = {
         "config": {
             "boot_delay_s": list(args.boot), "slots_per_instance": args.slots, "max_instances": args.max_instances,
@@ -174,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             "ours": {"interval_s": 3.0, "boot_time_s": boot_mean, "idle_hold_s": boot_mean},
         },
         "results": {trace: {p: r.summary() for p, r in per.items()} for trace, per in results.items()},
-        "goal": {trace: goal_met(per) for trace, per in results.items()},
+        "goal": goals,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     (args.out / "autoscale.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(format_table(results))
-    for trace, verdict in payload["goal"].items():
+    for trace, verdict in goals.items():
         missed = [k for k, ok in verdict.items() if not ok]
         print(f"{trace}: goal {'MET' if not missed else 'NOT met: ' + ', '.join(missed)}")
     if not args.no_plots:

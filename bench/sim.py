@@ -125,6 +125,7 @@ class SimConfig:
     max_instances: int = 100
     seed: int = 7
     tail_s: float = 3600.0  # after the last job ends, keep billing until the fleet is at min (at most this long)
+    give_up_s: float = 6 * 3600.0  # a policy that strands jobs is stopped this long after the last arrival
     sample_every_s: float = 10.0
 
     def boot_delay(self, rng: random.Random) -> float:
@@ -223,7 +224,8 @@ class Simulator:
                         self.idle_slots.append((inst.id, slot))
                     self._dispatch()
             elif kind == "finish":
-                inst_id, job_index, slot = payload  # type: ignore[misc]
+                finished: tuple[str, int, int] = payload  # type: ignore[assignment]
+                inst_id, job_index, slot = finished
                 inst = self.instances.get(inst_id)
                 if inst and inst.terminated_at is None and job_index in inst.running:
                     del inst.running[job_index]
@@ -241,6 +243,8 @@ class Simulator:
                 live = [i for i in self.instances.values() if i.terminated_at is None]
                 if done_at is not None and (len(live) <= self.cfg.min_instances or t - done_at >= self.cfg.tail_s):
                     break
+                if t - last_arrival > self.cfg.give_up_s:
+                    break  # jobs stranded (e.g. a queue below the scale-out threshold with no instance)
                 self._push(t + self.policy.interval_s, "tick")
             elif kind == "sample":
                 live = [i for i in self.instances.values() if i.terminated_at is None]
@@ -251,7 +255,8 @@ class Simulator:
         for inst in self.instances.values():
             stop = inst.terminated_at if inst.terminated_at is not None else end
             self.billed += stop - inst.launched_at
-        waits = [self.first_start[i] - self.jobs[i].arrival_s for i in sorted(self.first_start)]
+        # a job that never started counts with the time it had waited when the run stopped (censored)
+        waits = [self.first_start.get(i, end) - job.arrival_s for i, job in enumerate(self.jobs)]
         return SimResult(self.policy.name, waits, self.billed, self.actions, self.busy_killed, self.series,
                          self.completions, len(self.jobs))
 
@@ -316,9 +321,9 @@ class Simulator:
         changed = False
         if action.remove:
             for inst_id in action.remove:
-                inst = self.instances.get(inst_id)
-                if inst is not None and inst.terminated_at is None:
-                    self._terminate(inst)
+                chosen = self.instances.get(inst_id)
+                if chosen is not None and chosen.terminated_at is None:
+                    self._terminate(chosen)
                     changed = True
             live = [i for i in self.instances.values() if i.terminated_at is None]
         if desired > len(live):

@@ -25,7 +25,7 @@ class OursPolicy(_NoSelfTermination):
 
     config: PolicyConfig
     interval_s: float = 3.0
-    rate_window_s: float = 60.0
+    rate_window_s: float = 300.0
     name: str = "ours"
     _rates: RateWindow = field(init=False)
     _idle: IdleFloor = field(init=False)
@@ -35,7 +35,7 @@ class OursPolicy(_NoSelfTermination):
         self._idle = IdleFloor(self.config.idle_hold_s)
 
     def tick(self, view: FleetView) -> Action:
-        self._rates.add(view.now, view.arrivals_total, view.completions_total)
+        self._rates.add(view.now, view.arrivals_total, view.completions_total, view.started)
         arrival_rate, completion_rate = self._rates.rates()
         instances = tuple(
             InstanceState(
@@ -48,7 +48,7 @@ class OursPolicy(_NoSelfTermination):
         self._idle.add(view.now, idle_slots)
         queue = QueueState(
             name="all", queued=view.queued, started=view.started, oldest_age_s=view.oldest_age_s,
-            arrival_rate=arrival_rate, completion_rate=completion_rate, mean_service_s=view.recent_service_s,
+            arrival_rate=arrival_rate, completion_rate=completion_rate, mean_service_s=self._rates.service_s(),
         )
         obs = Observation(
             now=view.now, observed_at=view.now, desired=len(instances), queues=(queue,), instances=instances,

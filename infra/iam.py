@@ -31,6 +31,7 @@ ASG_CONTROL_ACTIONS = (
     "autoscaling:SetInstanceProtection",
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
+    "autoscaling:SetInstanceHealth",
 )
 """What the autoscaler does to the worker group: resize, pick victims, protect, finish drains."""
 

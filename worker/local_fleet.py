@@ -67,7 +67,9 @@ class LocalFleet:
         env["REDIS_URL"] = self.redis_url
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
         env["PYTHONUNBUFFERED"] = "1"
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
+        # The autoscaler hands this directory to the workers it starts; it keeps its own metrics in-process.
+        env["JOBFLEET_WORKER_METRICS_DIR"] = str(self.metrics_dir)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         # Worker processes write multiprocess files; this process serves them once on metrics_port.
         env["JOBFLEET_METRICS_PORT"] = "0"
         return env

@@ -5,6 +5,13 @@ or the execution's heartbeat is older than ``worker_ttl``, or its worker no long
 Each abandoned job is re-queued at the front of its queue, using up one retry; with no retry left it goes
 to the dead-letter (failed) registry. Every move happens in a WATCHed transaction, so a job that finishes
 meanwhile, or that another sweeper handles first, is left alone. No worker needs to listen on the queue.
+
+Jobs stranded in a queue's intermediate list (``rq:queue:<name>:intermediate``: moved there by a dequeue whose
+worker died before registering them as started) are put back at the front of their queue, without using up a
+retry (they never ran). A job counts as stranded once a sweep has seen it there, unregistered, for longer than
+``stranded_after`` seconds; the move back is one Lua script that re-checks the StartedJobRegistry and removes
+the id from the intermediate list, so a live worker that registers the job meanwhile keeps it (and a worker
+that registers it later finds it gone and skips it: see ``JobfleetWorker.prepare_execution``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.utils import parse_composite_key, utcparse
@@ -134,10 +142,80 @@ def requeue_abandoned(connection: Redis, queue: Queue, suspect: Suspect, default
     return outcome
 
 
+# KEYS: intermediate list, queue, started registry, job hash, first-seen marker; ARGV: job id, its MATCH pattern.
+# Returns 1 re-queued, 0 no longer in the intermediate list, -1 registered as started, -2 job hash gone.
+_RETURN_STRANDED = """
+local cursor = '0'
+repeat
+  local reply = redis.call('ZSCAN', KEYS[3], cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
+  cursor = reply[1]
+  if #reply[2] > 0 then return -1 end
+until cursor == '0'
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[5])
+if redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def find_stranded(connection: Redis, queue: Queue, stranded_after: float) -> list[str]:
+    """Ids in ``queue``'s intermediate list, not started, first seen there over ``stranded_after`` s ago.
+
+    A job seen for the first time only gets its first-seen mark (RQ's ``IntermediateQueue.set_first_seen``).
+    """
+    intermediate = IntermediateQueue(queue.key, connection)
+    job_ids = intermediate.get_job_ids()
+    if not job_ids:
+        return []
+    members = connection.zrange(queue.started_job_registry.key, 0, -1)
+    started = {parse_composite_key(_text(m))[0] for m in members}
+    stranded = []
+    for job_id in job_ids:
+        if job_id in started or intermediate.set_first_seen(job_id):
+            continue
+        first_seen = intermediate.get_first_seen(job_id)
+        if first_seen is not None and time.time() - first_seen.timestamp() > stranded_after:
+            stranded.append(job_id)
+    return stranded
+
+
+def return_stranded(connection: Redis, queue: Queue, job_id: str) -> bool:
+    """Atomically move a stranded job from the intermediate list back to the FRONT of its queue."""
+    intermediate = IntermediateQueue(queue.key, connection)
+    keys = [intermediate.key, queue.key, queue.started_job_registry.key, Job.key_for(job_id),
+            intermediate.get_first_seen_key(job_id)]
+    outcome = int(connection.eval(_RETURN_STRANDED, len(keys), *keys, job_id, f"{_glob_escape(job_id)}:*"))
+    if outcome == 1:
+        log_event("job_recovered", level=30, job_id=job_id, queue=queue.name, outcome="requeued",
+                  reason="stranded in the intermediate list (worker died after dequeue)")
+    elif outcome == -2:
+        log_event("stranded_job_dropped", level=30, job_id=job_id, queue=queue.name, reason="job hash is gone")
+    return outcome == 1
+
+
+def sweep_stranded(connection: Redis, queue: Queue, stranded_after: float) -> list[str]:
+    """Return every stranded job of ``queue``'s intermediate list to the front of the queue; their ids."""
+    return [job_id for job_id in find_stranded(connection, queue, stranded_after)
+            if return_stranded(connection, queue, job_id)]
+
+
 def sweep_abandoned(
     connection: Redis, queue_names: Sequence[str] | None = None, settings: Settings | None = None
 ) -> list[str]:
-    """Re-queue jobs whose worker died; returns their ids (jobs out of retries go to the DLQ instead)."""
+    """Re-queue jobs whose worker died (mid-job, or between dequeue and start); returns their ids.
+
+    Jobs abandoned mid-job use up a retry (with none left they go to the DLQ instead); jobs stranded in an
+    intermediate list do not, since they never started.
+    """
     settings = settings or load_settings()
     names = list(queue_names) if queue_names else [q.name for q in Queue.all(connection=connection)]
     recovered: list[str] = []
@@ -148,6 +226,9 @@ def sweep_abandoned(
             if requeue_abandoned(connection, queue, suspect, settings.retry_max) == "requeued":
                 recovered.append(suspect.job_id)
                 count += 1
+        stranded = sweep_stranded(connection, queue, settings.stranded_after)
+        recovered += stranded
+        count += len(stranded)
         if count:
             metrics.record_recovered(name, count)
     return recovered

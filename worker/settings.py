@@ -203,8 +203,20 @@ class Settings:
         "JOBFLEET_RECOVERY_INTERVAL", "15", _float(1),
         "Seconds between sweeps for jobs whose worker died (crash recovery).",
     )
+    stranded_after: float = _var(
+        "JOBFLEET_STRANDED_AFTER", "10", _float(1),
+        "Seconds a dequeued job may sit in its queue's intermediate list, unstarted, before the sweep re-queues it.",
+    )
+    redis_backoff_cap: float = _var(
+        "JOBFLEET_REDIS_BACKOFF_CAP", "5", _float(0.1),
+        "Longest wait (seconds) between a worker's reconnection attempts while Redis is unreachable.",
+    )
     worker_ttl: int = _var(
         "JOBFLEET_WORKER_TTL", "30", _int(10), "Worker heartbeat TTL in seconds; a silent worker is dead after it."
+    )
+    dequeue_poll: float = _var(
+        "JOBFLEET_DEQUEUE_POLL", "0.25", _float(0.01, 5),
+        "Seconds an idle worker blocks on its first queue before scanning the lower-priority ones again.",
     )
     instance_id: str | None = _var(
         "JOBFLEET_INSTANCE_ID", "", _optional_str,
@@ -275,6 +287,10 @@ class Settings:
     )
     autoscaler_metrics_port: int = _var(
         "JOBFLEET_AUTOSCALER_METRICS_PORT", "9122", _int(0, 65535), "Prometheus port of the autoscaler."
+    )
+    worker_metrics_dir: Path | None = _var(
+        "JOBFLEET_WORKER_METRICS_DIR", "", lambda raw: Path(raw.strip()) if raw.strip() else None,
+        "Local backend: multiprocess metrics directory handed to the worker processes it starts.",
     )
     metrics_dir: Path | None = _var(
         "PROMETHEUS_MULTIPROC_DIR", "", lambda raw: Path(raw.strip()) if raw.strip() else None,

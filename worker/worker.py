@@ -3,7 +3,8 @@
 Added on top of RQ: instance id and ``state_since`` in the worker hash, a default retry policy with
 exponential backoff and jitter, permanent (never retried) exceptions, a default timeout whose error names
 the job, a warm-shutdown deadline after which the running job is put back on its queue, fast execution
-heartbeats for crash recovery, structured logs, tracing spans and Prometheus metrics.
+heartbeats for crash recovery, structured logs, tracing spans and Prometheus metrics. A Redis outage never
+ends the work loop: the worker logs each failed attempt, backs off (capped) and resumes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import signal
 import threading
@@ -18,20 +20,37 @@ import time
 from types import FrameType, TracebackType
 from typing import Any
 
-from rq import Queue, Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+from rq import Queue, Worker, worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import DequeueTimeout, StopRequested
+from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.registry import clean_registries
 from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
-from rq.worker import WorkerStatus
+from rq.utils import as_text
+from rq.utils import now as utcnow
+from rq.worker import DequeueStrategy, WorkerStatus
 
 from observability import metrics, tracing
 from worker.instance_id import resolve_instance_id
 from worker.logs import configure_logging, log_event
+from worker.recovery import sweep_stranded
+from worker.reliable_queue import ReliableQueue
 from worker.retry_policy import default_retry, is_permanent, resolve_exception_types
 from worker.settings import Settings, load_settings
 
 ATTEMPT_FIELD = "jf_attempt"
 PR_SET_PDEATHSIG = 1
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+class JobLost(Exception):
+    """The dequeued job left its intermediate list before this worker registered it (recovery re-queued it)."""
 
 
 def die_with_parent(sig: int) -> None:
@@ -73,6 +92,9 @@ class JobfleetWorker(Worker):
         kwargs.setdefault("worker_ttl", self.settings.worker_ttl)
         kwargs.setdefault("default_result_ttl", self.settings.result_ttl)
         kwargs.setdefault("maintenance_interval", 60)
+        # Reliable dequeue: every job moves atomically into its queue's intermediate list (see ReliableQueue).
+        kwargs.setdefault("queue_class", ReliableQueue)
+        ReliableQueue.poll_interval = self.settings.dequeue_poll
         super().__init__(*args, **kwargs)
         # Execution heartbeats every third of the TTL: the recovery sweep spots a dead worker quickly.
         self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), self.worker_ttl // 3))
@@ -85,6 +107,158 @@ class JobfleetWorker(Worker):
         self._running: tuple[Job, Queue] | None = None
         self._deadline_timer: threading.Timer | None = None
         self._deadline_hit = False
+        self._redis_failures = 0
+        self._redis_down_since: float | None = None
+        self._backoff = 0.0
+        self._unsettled: tuple[Job, Queue] | None = None
+
+    # ----- work loop: survives Redis outages ----------------------------------------------------------
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """RQ's work loop, except that losing Redis does not end it: it backs off (capped) and resumes."""
+        self.bootstrap(logging_level, date_format, log_format)
+        self._dequeue_strategy = dequeue_strategy
+        completed_jobs = 0
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._install_signal_handlers()
+        try:
+            while True:
+                try:
+                    if self._backoff:
+                        time.sleep(self._backoff)
+                        self._backoff = 0.0
+                    if self._unsettled is not None:
+                        self.settle_interrupted(*self._unsettled)
+                        self._unsettled = None
+                    self.check_for_suspension(burst)
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()
+                    if self._stop_requested:
+                        self.log.info("Worker %s: stopping on request", self.name)
+                        break
+                    timeout = None if burst else self.dequeue_timeout
+                    result = self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+                    if result is None:
+                        break
+                    job, queue = result
+                    self._unsettled = (job, queue)  # until its outcome is recorded
+                    self.execute_job(job, queue)
+                    self._unsettled = None
+                    self.heartbeat()
+                    completed_jobs += 1
+                    if max_jobs is not None and completed_jobs >= max_jobs:
+                        break
+                except REDIS_ERRORS as exc:
+                    self._redis_unavailable(exc)
+                except StopRequested:
+                    break
+                except SystemExit:
+                    raise
+                except Exception:
+                    self.log.error("Worker %s: found an unhandled exception, quitting...", self.name, exc_info=True)
+                    break
+        finally:
+            self.teardown()
+        return bool(completed_jobs)
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's dequeue with heartbeats (via ``queue_class.dequeue_any``); Redis errors go up to ``work()``."""
+        self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + ",".join(self.queue_names()))
+        idle_since = time.monotonic()
+        while True:
+            self.heartbeat()
+            if self.should_run_maintenance_tasks:
+                self.run_maintenance_tasks()
+            wait = timeout
+            if timeout is not None and max_idle_time is not None:
+                idle_left = math.ceil(max_idle_time - (time.monotonic() - idle_since))
+                if idle_left <= 0:
+                    return None
+                wait = min(timeout, idle_left)
+            try:
+                result = self.queue_class.dequeue_any(
+                    self._ordered_queues, wait, connection=self.connection, job_class=self.job_class,
+                    serializer=self.serializer, death_penalty_class=self.death_penalty_class,
+                )
+            except DequeueTimeout:
+                continue
+            if result is not None:
+                job, queue = result
+                self.reorder_queues(reference_queue=queue)
+                job.redis_server_version = self.get_redis_server_version()
+                self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+            self.heartbeat()
+            return result
+
+    def settle_interrupted(self, job: Job, queue: Queue) -> None:
+        """After Redis went away mid-job, put the job back at the front of its queue unless it has an outcome."""
+        registry_key = queue.started_job_registry.key
+        with self.connection.pipeline() as pipe:
+            try:
+                pipe.watch(job.key, registry_key, queue.key)
+                raw = pipe.hget(job.key, "status")
+                status = as_text(raw) if raw is not None else None
+                if status not in (JobStatus.STARTED, JobStatus.QUEUED):
+                    return  # finished, failed or scheduled for a retry: the horse recorded it; or deleted
+                if status == JobStatus.QUEUED and pipe.lpos(queue.key, job.id) is not None:
+                    return  # already back on its queue
+                raw_members: list[Any] = list(pipe.zrange(registry_key, 0, -1))
+                members = [m for m in (as_text(r) for r in raw_members) if m.startswith(f"{job.id}:")
+                           and as_text(pipe.hget(f"rq:execution:{m}", "worker_name") or b"") == self.name]
+                if status == JobStatus.STARTED and not members:
+                    return  # recovery re-queued it and another worker runs it now
+                fresh = Job.fetch(job.id, connection=self.connection, serializer=self.serializer)
+                pipe.multi()
+                for member in members:
+                    pipe.zrem(registry_key, member)
+                    pipe.delete(f"rq:execution:{member}")
+                    pipe.srem(self.executions_key, member)
+                pipe.lrem(queue.intermediate_queue_key, 0, job.id)
+                fresh.started_at = None
+                queue._enqueue_job(fresh, pipeline=pipe, at_front=True)
+                pipe.execute()
+            except WatchError:
+                return  # changed meanwhile (a sweep or the horse got there first)
+        metrics.record_job_finished(queue.name, "requeued", 0.0, None)
+        log_event("job_requeued", level=30, **self._job_fields(fresh, queue), outcome="requeued",
+                  reason="redis outage")
+
+    def _redis_unavailable(self, exc: BaseException) -> None:
+        """Log one failed attempt and schedule the next after an exponential, capped backoff."""
+        if self._redis_down_since is None:
+            self._redis_down_since = time.monotonic()
+        self._redis_failures += 1
+        self._backoff = min(self.settings.redis_backoff_cap, 0.5 * 2 ** min(self._redis_failures - 1, 16))
+        log_event("redis_unavailable", level=40, worker=self.name, attempt=self._redis_failures,
+                  retry_in_s=round(self._backoff, 2), error=f"{type(exc).__name__}: {exc}")
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat; when sent directly and it succeeds, Redis is reachable again."""
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self._redis_available()
+
+    def _redis_available(self) -> None:
+        """Called after a Redis round trip succeeded: log the end of an outage, if there was one."""
+        if self._redis_down_since is not None:
+            log_event("redis_reconnected", worker=self.name, attempts=self._redis_failures,
+                      outage_s=round(time.monotonic() - self._redis_down_since, 2))
+        self._redis_failures = 0
+        self._redis_down_since = None
 
     # ----- registration and state -------------------------------------------------------------------------
 
@@ -150,14 +324,63 @@ class JobfleetWorker(Worker):
             self.connection.hset(job.key, mapping=changes)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Apply defaults, count the attempt, then fork a work horse for the job."""
+        """Claim the job (register it as started), apply defaults, count the attempt, then fork a work horse
+        and watch it: RQ's ``Worker.execute_job`` with the claim first, so a lost claim runs nothing."""
+        try:
+            execution = self.prepare_execution(job)
+        except JobLost:
+            log_event("job_skipped", level=30, job_id=job.id, queue=queue.name, worker=self.name,
+                      reason="recovery put it back on its queue before this worker registered it")
+            return
         self.apply_defaults(job)
         self._attempt = int(self.connection.hincrby(job.key, ATTEMPT_FIELD, 1))
         self._running = (job, queue)
         try:
-            super().execute_job(job, queue)
+            self.fork_work_horse(job, queue)
+            self.monitor_work_horse(job, queue, execution)
+            self.set_state(WorkerStatus.IDLE)
         finally:
             self._running = None
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """Register the execution (StartedJobRegistry) and take the job out of its intermediate list in ONE
+        transaction, so a crash leaves it in exactly one of them; raise ``JobLost`` (after undoing the
+        registration) when the job was no longer in the list because recovery had already put it back."""
+        intermediate = IntermediateQueue(Queue(job.origin, connection=self.connection).key, self.connection)
+        with self.connection.pipeline() as pipe:
+            pipe.lrem(intermediate.key, 1, job.id)
+            pipe.delete(intermediate.get_first_seen_key(job.id))
+            execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            claimed = pipe.execute()[0]
+        if not claimed:
+            with self.connection.pipeline() as pipe:
+                execution.delete(job=job, pipeline=pipe)
+                pipe.execute()
+            self.executions.pop(execution.id, None)
+            self.set_state(WorkerStatus.IDLE)
+            raise JobLost(job.id)
+        return execution
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, but with jobfleet's stranded-job recovery instead of RQ's intermediate
+        list cleanup (which fails such jobs after a minute instead of putting them back on their queue)."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                clean_registries(queue, self._exc_handlers)
+                worker_registration.clean_worker_registry(queue)
+                sweep_stranded(self.connection, queue, self.settings.stranded_after)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = utcnow()  # type: ignore[assignment]  # RQ annotates it as None
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        """RQ's heartbeats while a horse runs; while Redis is away, log and keep watching the horse."""
+        try:
+            super().maintain_heartbeats(job, execution)
+        except REDIS_ERRORS as exc:
+            log_event("heartbeat_failed", level=30, worker=self.name, job_id=job.id,
+                      error=f"{type(exc).__name__}: {exc}")
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """Entry point of the forked horse: it is killed if the worker dies (recovery then re-queues the job)."""
@@ -237,6 +460,13 @@ class JobfleetWorker(Worker):
             self._deadline_timer.start()
         super().request_stop(signum, frame)
 
+    def set_shutdown_requested_date(self) -> None:
+        """Record the warm-shutdown request; during a Redis outage only log (the signal handler must not fail)."""
+        try:
+            super().set_shutdown_requested_date()
+        except REDIS_ERRORS as exc:
+            log_event("shutdown_record_failed", level=30, worker=self.name, error=f"{type(exc).__name__}: {exc}")
+
     def _deadline_reached(self) -> None:
         self._deadline_hit = True
         os.kill(os.getpid(), signal.SIGTERM)
@@ -279,7 +509,10 @@ class JobfleetWorker(Worker):
         """Cancel the deadline timer, then RQ's teardown (stop the scheduler, register death)."""
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
-        super().teardown()
+        try:
+            super().teardown()
+        except REDIS_ERRORS as exc:  # the hash expires on its own after worker_ttl
+            log_event("teardown_failed", level=30, worker=self.name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _trace_id(job: Job) -> str | None:

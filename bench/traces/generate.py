@@ -17,7 +17,8 @@ QUEUES = ("high", "default", "low")
 
 def _poisson(rng: random.Random, duration: float, rate: Callable[[float], float], peak: float) -> list[float]:
     """Arrival times of a non-homogeneous Poisson process by thinning."""
-    times, t = [], 0.0
+    times: list[float] = []
+    t = 0.0
     while True:
         t += rng.expovariate(peak)
         if t >= duration:

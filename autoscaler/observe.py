@@ -1,0 +1,108 @@
+"""The adapter from Redis to the policy: read queue state with O(queues) Redis calls and build an Observation.
+
+Per queue one pipeline holds LLEN of the queue list, ZCARD of the started, scheduled, finished and failed
+registries and the id of the oldest queued job (RQ appends at the tail, so index 0 is the oldest); a
+second pipeline reads each oldest job's ``enqueued_at``. Rates come from :class:`RateWindow` kept by the
+caller between observations: arrivals are increments of every job the queue has seen, completions
+increments of finished + failed. The mean service time is Little's law over the window: the integral of
+running jobs (busy slot-seconds) divided by the completions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+
+from autoscaler.policy import InstanceState, Observation, QueueState
+from autoscaler.window import IdleFloor, RateWindow
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def parse_enqueued_at(raw: Any) -> float | None:
+    """Unix seconds of RQ's ``enqueued_at`` field (ISO-8601 UTC), or None when absent or unparsable."""
+    text = _text(raw)
+    if not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+class QueueObserver:
+    """Reads :class:`QueueState` for a fixed list of queues, keeping a rolling rate window per queue."""
+
+    def __init__(self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0) -> None:
+        if not queue_names:
+            raise ValueError("QueueObserver needs at least one queue name")
+        self.connection = connection
+        self.queues = [Queue(name, connection=connection) for name in queue_names]
+        self.windows = {q.name: RateWindow(seconds=window_s) for q in self.queues}
+
+    def read(self, now: float | None = None) -> list[QueueState]:
+        """One snapshot of every queue (two pipelined round trips in total)."""
+        now = time.time() if now is None else now
+        pipe = self.connection.pipeline(transaction=False)
+        for q in self.queues:
+            pipe.llen(q.key)
+            pipe.zcard(q.started_job_registry.key)
+            pipe.zcard(q.scheduled_job_registry.key)
+            pipe.zcard(q.finished_job_registry.key)
+            pipe.zcard(q.failed_job_registry.key)
+            pipe.lindex(q.key, 0)
+        replies = pipe.execute()
+        rows = [replies[6 * i: 6 * i + 6] for i in range(len(self.queues))]
+        oldest_ids = [_text(row[5]) for row in rows]
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in oldest_ids:
+            pipe.hget(f"rq:job:{job_id}", "enqueued_at") if job_id else pipe.echo("")
+        stamps = pipe.execute()
+        states = []
+        for q, row, stamp in zip(self.queues, rows, stamps, strict=True):
+            queued, started, scheduled, finished, failed = (int(v) for v in row[:5])
+            window = self.windows[q.name]
+            window.add(now, float(queued + started + scheduled + finished + failed), float(finished + failed),
+                       float(started))
+            arrivals, completions = window.rates()
+            enqueued_at = parse_enqueued_at(stamp)
+            oldest_age = max(0.0, now - enqueued_at) if (queued and enqueued_at is not None) else 0.0
+            service = window.service_s()
+            states.append(
+                QueueState(
+                    name=q.name, queued=queued, started=started, scheduled=scheduled, oldest_age_s=oldest_age,
+                    arrival_rate=arrivals, completion_rate=completions, mean_service_s=service,
+                )
+            )
+        return states
+
+
+def build_observation(
+    now: float,
+    queues: Sequence[QueueState],
+    instances: Sequence[InstanceState],
+    desired: int,
+    idle_floor: IdleFloor | None = None,
+) -> Observation:
+    """Combine queue and fleet state into an Observation, updating the idle-slot floor window."""
+    floor = None
+    if idle_floor is not None:
+        idle_slots = sum(i.slots - i.busy for i in instances if i.ready and i.healthy)
+        idle_floor.add(now, idle_slots)
+        floor = idle_floor.floor(now)
+    return Observation(
+        now=now, observed_at=now, desired=desired, queues=tuple(queues), instances=tuple(instances),
+        idle_slots_floor=floor,
+    )
