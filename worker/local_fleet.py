@@ -31,6 +31,15 @@ from worker.settings import Settings, SettingsError, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+LOCAL_DEFAULTS = {
+    "JOBFLEET_BOOT_TIME": "2",
+    "JOBFLEET_IDLE_HOLD": "10",
+    "JOBFLEET_MAX_INSTANCES": "4",
+    "JOBFLEET_DEFAULT_SERVICE_TIME": "1",
+}
+"""Autoscaler settings `make run` uses for local worker processes unless the environment sets them."""
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM this child when the fleet process dies (PR_SET_PDEATHSIG = 1)."""
     with contextlib.suppress(Exception):
@@ -70,6 +79,10 @@ class LocalFleet:
         # The autoscaler hands this directory to the workers it starts; it keeps its own metrics in-process.
         env["JOBFLEET_WORKER_METRICS_DIR"] = str(self.metrics_dir)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # Local worker processes are ready in about a second, not the minutes of an EC2 instance,
+        # and a laptop has few cores: local defaults unless the user set these explicitly.
+        for name, value in LOCAL_DEFAULTS.items():
+            env.setdefault(name, value)
         # Worker processes write multiprocess files; this process serves them once on metrics_port.
         env["JOBFLEET_METRICS_PORT"] = "0"
         return env

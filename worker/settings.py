@@ -260,6 +260,10 @@ class Settings:
         "JOBFLEET_IDLE_HOLD", "", _optional_str,
         "Seconds an instance must be idle before it may be drained; empty = the boot time.",
     )
+    default_service_time: float = _var(
+        "JOBFLEET_DEFAULT_SERVICE_TIME", "10", _float(0, open_lo=True),
+        "Mean job run time (s) the autoscaler assumes until it has measured one.",
+    )
     max_step: int = _var(
         "JOBFLEET_MAX_STEP", "0", _int(0), "Most instances added in one decision (0 = no limit)."
     )
