@@ -36,6 +36,7 @@ def policy_config(settings: Settings) -> PolicyConfig:
         slots_per_instance=settings.slots_per_instance, target_wait_s=settings.target_wait,
         boot_time_s=settings.boot_time, idle_hold_s=settings.idle_hold_seconds, max_step=settings.max_step,
         stale_after_s=settings.stale_after, default_service_s=settings.default_service_time,
+        fast_drain_s=settings.fast_drain, noise_band=settings.noise_band,
     )
 
 

@@ -19,7 +19,7 @@ from redis import Redis
 from rq import Queue
 
 from autoscaler.policy import InstanceState, Observation, QueueState
-from autoscaler.window import IdleFloor, RateWindow
+from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow
 
 
 def _text(value: Any) -> str | None:
@@ -45,12 +45,15 @@ def parse_enqueued_at(raw: Any) -> float | None:
 class QueueObserver:
     """Reads :class:`QueueState` for a fixed list of queues, keeping a rolling rate window per queue."""
 
-    def __init__(self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0) -> None:
+    def __init__(
+        self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0, recent_s: float = RECENT_RATE_S
+    ) -> None:
         if not queue_names:
             raise ValueError("QueueObserver needs at least one queue name")
         self.connection = connection
         self.queues = [Queue(name, connection=connection) for name in queue_names]
         self.windows = {q.name: RateWindow(seconds=window_s) for q in self.queues}
+        self.recent_s = recent_s
 
     def read(self, now: float | None = None) -> list[QueueState]:
         """One snapshot of every queue (two pipelined round trips in total)."""
@@ -84,6 +87,8 @@ class QueueObserver:
                 QueueState(
                     name=q.name, queued=queued, started=started, scheduled=scheduled, oldest_age_s=oldest_age,
                     arrival_rate=arrivals, completion_rate=completions, mean_service_s=service,
+                    recent_arrival_rate=(recent := window.recent(self.recent_s))[0], recent_window_s=recent[1],
+                    rate_window_s=window.span_s(),
                 )
             )
         return states

@@ -40,6 +40,9 @@ class QueueState:
     arrival_rate: float = 0.0  # jobs/s over the daemon's rolling window
     completion_rate: float = 0.0  # jobs/s over the same window
     mean_service_s: float | None = None  # None: no recent completions
+    recent_arrival_rate: float | None = None  # jobs/s over the last minute (None: not measured)
+    recent_window_s: float = 0.0  # seconds that recent rate covers
+    rate_window_s: float = 0.0  # seconds the arrival rate was measured over (0: unknown, no noise band)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class PolicyConfig:
     max_step: int = 0
     stale_after_s: float = 30.0
     default_service_s: float = 10.0  # used until a completion has been observed
+    fast_drain_s: float = 15.0  # idle time after which far-surplus instances are drained
+    noise_band: float = 1.0  # width of the rate-noise hysteresis band, in standard deviations
 
     def __post_init__(self) -> None:
         problems = []
@@ -109,7 +114,7 @@ class PolicyConfig:
             problems.append(f"slots_per_instance={self.slots_per_instance} must be >= 1")
         if not self.target_wait_s > 0:
             problems.append(f"target_wait_s={self.target_wait_s} must be > 0")
-        for name in ("boot_time_s", "idle_hold_s", "stale_after_s"):
+        for name in ("boot_time_s", "idle_hold_s", "stale_after_s", "fast_drain_s", "noise_band"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.max_step < 0:
@@ -186,6 +191,29 @@ def mean_service(obs: Observation, cfg: PolicyConfig) -> float:
     return max(1e-3, sum((s or 0.0) * w for s, w in known) / total)
 
 
+def arrival_estimate(queues: tuple[QueueState, ...] | list[QueueState]) -> tuple[float, float]:
+    """Total arrival rate and its relative Poisson noise ``1/sqrt(arrivals in the window)``.
+
+    The last minute caps the window's rate by its own upper bound ``(n + 1 + sqrt(n + 1)) / t``: a burst
+    that has been served stops inflating the estimate within a minute, sparse arrivals (a quiet minute)
+    do not zero it, and a rising rate is covered by the backlog term.
+    """
+    long_rate = sum(q.arrival_rate for q in queues)
+    window = max((q.rate_window_s for q in queues), default=0.0)
+    recent_window = max((q.recent_window_s for q in queues), default=0.0)
+    rate = long_rate
+    if recent_window > 0 and all(q.recent_arrival_rate is not None for q in queues):
+        recent = sum(q.recent_arrival_rate or 0.0 for q in queues) * recent_window
+        rate = min(long_rate, (recent + 1 + math.sqrt(recent + 1)) / recent_window)
+    arrivals = long_rate * window
+    noise = min(1.0, 1 / math.sqrt(arrivals)) if arrivals > 0 else 0.0
+    return rate, noise
+
+
+def _idle_for(inst: InstanceState, now: float) -> float:
+    return now - inst.idle_since if inst.idle_since is not None else 0.0
+
+
 def _hold(obs: Observation, cfg: PolicyConfig, why: str, code: str = "stale") -> Decision:
     busy = obs.busy_instances
     desired = min(cfg.max_instances, max(cfg.min_instances, busy, obs.desired))
@@ -208,49 +236,61 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
 
     c = cfg.slots_per_instance
     service_s = mean_service(obs, cfg)
-    arrival_rate = sum(q.arrival_rate for q in obs.queues)
+    arrival_rate, noise = arrival_estimate(obs.queues)
     queued, started = obs.queued, obs.started
     in_service = [i for i in obs.instances if i.ready]
     booting = [i for i in obs.instances if not i.ready]
     busy = obs.busy_instances
-
-    steady = steady_slots(arrival_rate, service_s, cfg.target_wait_s)
-    backlog = projected_backlog(obs, cfg, service_s, arrival_rate)
-    backlog_slots = math.ceil(backlog * service_s / max(cfg.target_wait_s, service_s) - 1e-9) if backlog else 0
-    running_slots = started if queued > 0 else 0
-    needed_slots = max(steady + backlog_slots, running_slots, 1 if queued > 0 else 0)
-    target = math.ceil(needed_slots / c)
     lo = max(cfg.min_instances, busy)
-    target = min(cfg.max_instances, max(lo, target))
+
+    def size(rate: float) -> tuple[int, int, int, float, int]:
+        steady = steady_slots(rate, service_s, cfg.target_wait_s)
+        backlog = projected_backlog(obs, cfg, service_s, rate)
+        # what is still queued when a new instance is ready must start within the target, but each new
+        # instance gets at least a boot time of work (one that boots to run one job only adds cost)
+        horizon = max(cfg.target_wait_s, service_s, cfg.boot_time_s)
+        backlog_slots = math.ceil(backlog * service_s / horizon - 1e-9) if backlog else 0
+        running_slots = started if queued > 0 else 0
+        needed = max(steady + backlog_slots, running_slots, 1 if queued > 0 else 0)
+        return min(cfg.max_instances, max(lo, math.ceil(needed / c))), needed, steady, backlog, backlog_slots
+
+    # hysteresis from the noise of the rate estimate: scale out on the low band, scale in to the high band
+    target, needed_slots, steady, backlog, backlog_slots = size(max(0.0, arrival_rate * (1 - cfg.noise_band * noise)))
+    keep, keep_slots = size(arrival_rate * (1 + cfg.noise_band * noise))[:2]
 
     current = len(obs.instances)
     drain: tuple[str, ...] = ()
     inputs = {
         "queued": float(queued), "started": float(started), "arrival_rate": round(arrival_rate, 4),
-        "service_s": round(service_s, 3), "steady_slots": float(steady), "projected_backlog": round(backlog, 2),
-        "backlog_slots": float(backlog_slots), "oldest_age_s": max((q.oldest_age_s for q in obs.queues), default=0.0),
+        "rate_noise": round(noise, 3), "service_s": round(service_s, 3), "steady_slots": float(steady),
+        "projected_backlog": round(backlog, 2), "backlog_slots": float(backlog_slots),
+        "keep_slots": float(keep_slots), "oldest_age_s": max((q.oldest_age_s for q in obs.queues), default=0.0),
     }
-    why = (f"need {needed_slots} slots (steady {steady} for λ={arrival_rate:.2f}/s S={service_s:.1f}s, "
-           f"backlog {backlog_slots} for {backlog:.0f} jobs left at ready time, running {started})")
+    why = (f"need {needed_slots}-{keep_slots} slots (steady {steady} for λ={arrival_rate:.2f}/s±{noise:.0%} "
+           f"S={service_s:.1f}s, backlog {backlog_slots} for {backlog:.0f} jobs left at ready time, running {started})")
     if target > current:
         step = target - current if cfg.max_step == 0 else min(target - current, cfg.max_step)
         desired = max(current + step, min(target, cfg.min_instances))
         reason = f"scale out {current}->{desired}: {why}"
         code = "scale_out"
-    elif target < current:
+    elif keep < current:
         idle_now = [i for i in in_service if i.busy == 0]
-        held = sum(1 for i in idle_now if i.idle_since is not None and obs.now - i.idle_since >= cfg.idle_hold_s)
-        allowed = max(held, (obs.idle_slots_floor or 0) // c)
         # unhealthy idle ones first, then longest idle first
         idle_now.sort(key=lambda i: (i.healthy, i.idle_since if i.idle_since is not None else obs.now))
-        room = max(0, current - target)
+        room = current - keep
+        held = sum(1 for i in idle_now if _idle_for(i, obs.now) >= cfg.idle_hold_s)
+        allowed = max(held, (obs.idle_slots_floor or 0) // c)
+        # far surplus (beyond twice even the pessimistic need, with no backlog) goes after the fast hold
+        if queued == 0:
+            fast = sum(1 for i in idle_now if _idle_for(i, obs.now) >= cfg.fast_drain_s)
+            allowed = max(allowed, min(fast, room - keep))
         drain = tuple(i.id for i in idle_now[: min(room, allowed)])
         desired = current - len(drain)
         code = "scale_in" if drain else "hold"
         if drain:
-            reason = f"scale in {current}->{desired}: drain {len(drain)} idle >= {cfg.idle_hold_s:.0f}s; {why}"
+            reason = f"scale in {current}->{desired}: drain {len(drain)} idle instances; {why}"
         else:
-            reason = f"hold at {current}: {current - target} surplus but none idle for {cfg.idle_hold_s:.0f}s; {why}"
+            reason = f"hold at {current}: {room} surplus but none idle for {cfg.idle_hold_s:.0f}s; {why}"
     else:
         desired = current
         reason = f"steady at {current}: {why}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+RECENT_RATE_S = 60.0  # the short sub-window whose arrival rate caps the long one (a finished burst drops out fast)
+
 
 @dataclass
 class RateWindow:
@@ -44,6 +46,19 @@ class RateWindow:
         t1, s1, d1, _ = self._samples[-1]
         span = max(t1 - t0, 1e-6)
         return (s1 - s0) / span, (d1 - d0) / span
+
+    def recent(self, seconds: float) -> tuple[float, float]:
+        """(arrivals/s, seconds covered) over about the last ``seconds`` of the window; (0, 0) until two samples."""
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        t1, s1, _, _ = self._samples[-1]
+        t0, s0, _, _ = next(x for x in self._samples if x[0] >= t1 - seconds or x is self._samples[-2])
+        span = max(t1 - t0, 1e-6)
+        return (s1 - s0) / span, span
+
+    def span_s(self) -> float:
+        """Seconds the window covers so far."""
+        return self._samples[-1][0] - self._samples[0][0] if len(self._samples) >= 2 else 0.0
 
     def service_s(self) -> float | None:
         """Mean service time over the window (busy slot-seconds / completions); None with too few completions."""

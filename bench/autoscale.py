@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from autoscaler.policy import PolicyConfig
@@ -63,6 +64,35 @@ def run_benchmark(
     for trace, policy, result in outcomes:
         results.setdefault(trace, {})[policy] = result
     return results
+
+
+FRONTIER_TARGETS = (0.01, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def run_frontier(
+    trace_paths: Sequence[Path], sim: SimConfig, ours: PolicyConfig, targets: Sequence[float], workers: int = 2
+) -> dict[str, list[dict[str, float | int]]]:
+    """Ours at each target p95 wait: the wait/cost trade-off curve, per trace."""
+    tasks = [(str(p), "ours", sim, replace(ours, target_wait_s=t)) for p in trace_paths for t in targets]
+    if workers <= 1:
+        outcomes = [_run_one(t) for t in tasks]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            outcomes = list(pool.map(_run_one, tasks))
+    curve: dict[str, list[dict[str, float | int]]] = {}
+    for (_, _, _, cfg), (trace, _, result) in zip(tasks, outcomes, strict=True):
+        curve.setdefault(trace, []).append({"target_wait_s": cfg.target_wait_s, **result.summary()})
+    return curve
+
+
+def format_frontier(curve: dict[str, list[dict[str, float | int]]]) -> str:
+    """One line per trace: p95 wait / instance-hours of ours at each target."""
+    lines = ["| trace | " + " | ".join(f"target {p['target_wait_s']:g}s" for p in next(iter(curve.values()))) + " |"]
+    lines.append("|---|" + "---:|" * len(next(iter(curve.values()))))
+    for trace, points in curve.items():
+        cells = " | ".join(f"{p['p95_wait_s']:.1f}s / {p['instance_hours']:.2f}h" for p in points)
+        lines.append(f"| {trace} | {cells} |")
+    return "\n".join(lines)
 
 
 def goal_met(per_policy: dict[str, SimResult]) -> dict[str, bool]:
@@ -148,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="processes to run simulations in")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-frontier", action="store_true", help="skip ours at other target waits")
     args = parser.parse_args(argv)
     paths = list(args.traces) or [TRACES / f"{name}.csv" for name in DEFAULT_TRACES]
     for path in paths:
@@ -163,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results = run_benchmark(paths, sim, ours, workers=args.workers)
+        frontier = {} if args.no_frontier else run_frontier(paths, sim, ours, FRONTIER_TARGETS, args.workers)
     except ValueError as exc:
         print(f"bench.autoscale: {exc}", file=sys.stderr)
         return 2
@@ -172,14 +204,19 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "boot_delay_s": list(args.boot), "slots_per_instance": args.slots, "max_instances": args.max_instances,
             "min_instances": 0, "target_wait_s": args.target_wait, "seed": args.seed,
-            "ours": {"interval_s": 3.0, "boot_time_s": boot_mean, "idle_hold_s": boot_mean},
+            "ours": {"interval_s": 3.0, "boot_time_s": boot_mean, "idle_hold_s": boot_mean,
+                     "fast_drain_s": ours.fast_drain_s, "noise_band": ours.noise_band},
         },
         "results": {trace: {p: r.summary() for p, r in per.items()} for trace, per in results.items()},
         "goal": goals,
+        "frontier": frontier,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     (args.out / "autoscale.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(format_table(results))
+    if frontier:
+        print("\nours at other target waits (p95 wait / instance-hours):")
+        print(format_frontier(frontier))
     for trace, verdict in goals.items():
         missed = [k for k, ok in verdict.items() if not ok]
         print(f"{trace}: goal {'MET' if not missed else 'NOT met: ' + ', '.join(missed)}")

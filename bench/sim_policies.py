@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide
-from autoscaler.window import IdleFloor, RateWindow
+from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow
 from bench.sim import Action, FleetView
 
 
@@ -49,6 +49,8 @@ class OursPolicy(_NoSelfTermination):
         queue = QueueState(
             name="all", queued=view.queued, started=view.started, oldest_age_s=view.oldest_age_s,
             arrival_rate=arrival_rate, completion_rate=completion_rate, mean_service_s=self._rates.service_s(),
+            recent_arrival_rate=(recent := self._rates.recent(RECENT_RATE_S))[0], recent_window_s=recent[1],
+            rate_window_s=self._rates.span_s(),
         )
         obs = Observation(
             now=view.now, observed_at=view.now, desired=len(instances), queues=(queue,), instances=instances,

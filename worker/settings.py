@@ -260,6 +260,14 @@ class Settings:
         "JOBFLEET_IDLE_HOLD", "", _optional_str,
         "Seconds an instance must be idle before it may be drained; empty = the boot time.",
     )
+    fast_drain: float = _var(
+        "JOBFLEET_FAST_DRAIN", "15", _float(0),
+        "Seconds idle after which far-surplus instances (beyond twice the pessimistic need) are drained.",
+    )
+    noise_band: float = _var(
+        "JOBFLEET_NOISE_BAND", "1", _float(0, 5),
+        "Hysteresis band around the arrival-rate estimate, in Poisson standard deviations.",
+    )
     default_service_time: float = _var(
         "JOBFLEET_DEFAULT_SERVICE_TIME", "10", _float(0, open_lo=True),
         "Mean job run time (s) the autoscaler assumes until it has measured one.",

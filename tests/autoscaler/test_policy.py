@@ -11,6 +11,7 @@ from autoscaler.policy import (
     Observation,
     PolicyConfig,
     QueueState,
+    arrival_estimate,
     decide,
     erlang_c,
     steady_slots,
@@ -27,9 +28,11 @@ def ready(iid: str, busy: int = 0, idle_for: float | None = None, slots: int = 1
 
 
 def obs(queued: int = 0, started: int = 0, instances: tuple[InstanceState, ...] = (), rate: float = 0.0,
-        service: float | None = 10.0, age: float = 0.0) -> Observation:
+        service: float | None = 10.0, age: float = 0.0, window: float = 0.0,
+        recent: float | None = None) -> Observation:
     q = QueueState("default", queued=queued, started=started, arrival_rate=rate, completion_rate=max(rate, 0.1),
-                   mean_service_s=service)
+                   mean_service_s=service, rate_window_s=window, recent_arrival_rate=recent,
+                   recent_window_s=60.0 if recent is not None else 0.0)
     return Observation(now=NOW, observed_at=NOW - age, desired=len(instances), queues=(q,), instances=instances)
 
 
@@ -71,6 +74,40 @@ def test_scale_in_only_after_the_idle_hold_and_longest_idle_first() -> None:
     assert d2.drain == () and d2.desired == 2 and d2.code == "hold"
 
 
+def test_rate_noise_band_holds_a_fleet_inside_it() -> None:
+    """0.5 jobs/s over 300 s is 150 arrivals (±8 %): 6 slots sit inside the band, so neither out nor in."""
+    rate, noise = arrival_estimate([QueueState("q", 0, 0, arrival_rate=0.5, rate_window_s=300)])
+    assert rate == 0.5 and noise == pytest.approx(1 / 150**0.5)
+    low = steady_slots(0.5 * (1 - noise), 10, 30)
+    high = steady_slots(0.5 * (1 + noise), 10, 30)
+    assert low < high
+    for size in range(low, high + 1):
+        fleet = tuple(ready(f"i{k}", busy=int(k < 4), idle_for=1000) for k in range(size))
+        d = decide(obs(started=4, instances=fleet, rate=0.5, window=300), CFG)
+        assert d.desired == size and d.drain == (), d.reason
+    fleet = tuple(ready(f"i{k}", busy=int(k < 4), idle_for=1000) for k in range(low - 1))
+    assert decide(obs(started=4, instances=fleet, rate=0.5, window=300), CFG).desired == low
+
+
+def test_recent_minute_caps_a_served_burst_but_not_sparse_arrivals() -> None:
+    burst = [QueueState("q", 0, 0, arrival_rate=1.7, rate_window_s=300, recent_arrival_rate=0.1, recent_window_s=60)]
+    assert arrival_estimate(burst)[0] == pytest.approx((6 + 1 + 7**0.5) / 60)
+    sparse = [QueueState("q", 0, 0, arrival_rate=0.01, rate_window_s=300, recent_arrival_rate=0.0, recent_window_s=60)]
+    assert arrival_estimate(sparse)[0] == 0.01
+
+
+def test_far_surplus_after_a_burst_drains_after_the_fast_hold() -> None:
+    """40 idle instances after a burst, the pessimistic need is 2: all but 4 go once idle 15 s."""
+    fleet = (ready("busy", busy=1), *(ready(f"i{k:02d}", idle_for=20) for k in range(39)), ready("new", idle_for=5))
+    d = decide(obs(started=1, instances=fleet, rate=0.1, window=300, recent=0.1), CFG)
+    keep = decide(obs(started=1, instances=fleet[:1], rate=0.1, window=300, recent=0.1), CFG).desired
+    assert d.code == "scale_in" and "busy" not in d.drain and "new" not in d.drain
+    assert d.desired == 2 * keep, d.reason
+    # the near surplus (between the need and twice it) still waits for the full idle hold
+    fleet2 = (ready("busy", busy=1), *(ready(f"j{k}", idle_for=20) for k in range(2 * keep - 1)))
+    assert decide(obs(started=1, instances=fleet2, rate=0.1, window=300, recent=0.1), CFG).drain == ()
+
+
 def test_booting_instances_count_at_their_ready_time() -> None:
     booting = tuple(InstanceState(id=f"b{k}", slots=1, busy=0, launched_at=NOW - 80, ready=False) for k in range(5))
     with_booting = decide(obs(queued=10, instances=booting), CFG)
@@ -101,6 +138,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Observation, PolicyConfig]:
         min_instances=draw(st.integers(0, mx)), max_instances=mx, slots_per_instance=draw(st.integers(1, 4)),
         target_wait_s=draw(st.floats(1, 600)), boot_time_s=draw(st.floats(0, 300)),
         idle_hold_s=draw(st.floats(0, 300)), max_step=draw(st.integers(0, 5)), stale_after_s=30,
+        fast_drain_s=draw(st.floats(0, 60)), noise_band=draw(st.floats(0, 3)),
     )
     n = draw(st.integers(0, mx))
     instances = []
@@ -115,7 +153,9 @@ def scenarios(draw: st.DrawFn) -> tuple[Observation, PolicyConfig]:
     queues = tuple(
         QueueState(f"q{j}", queued=draw(st.integers(0, 500)), started=draw(st.integers(0, 50)),
                    oldest_age_s=draw(st.floats(0, 1000)), arrival_rate=draw(st.floats(0, 20)),
-                   completion_rate=draw(st.floats(0, 20)), mean_service_s=draw(st.none() | st.floats(0.01, 600)))
+                   completion_rate=draw(st.floats(0, 20)), mean_service_s=draw(st.none() | st.floats(0.01, 600)),
+                   rate_window_s=draw(st.floats(0, 600)), recent_arrival_rate=draw(st.none() | st.floats(0, 20)),
+                   recent_window_s=draw(st.floats(0, 60)))
         for j in range(draw(st.integers(0, 3)))
     )
     observed_at = draw(st.none() | st.floats(NOW - 100, NOW))

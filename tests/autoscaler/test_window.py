@@ -34,3 +34,15 @@ def test_idle_floor_needs_a_full_window_and_consume_removes_drained_slots() -> N
     assert f.floor(10.0) == 2
     f.consume(2)
     assert f.floor(10.0) == 0
+
+
+def test_recent_rate_covers_the_last_minute_only() -> None:
+    w = RateWindow(seconds=300)
+    assert w.recent(60) == (0.0, 0.0) and w.span_s() == 0.0
+    for t in range(0, 301, 3):
+        seen = 1000.0 + 0.1 * (t - 200) if t > 200 else 5.0 * t  # a 5/s burst, then 0.1/s
+        w.add(float(t), seen=seen, done=0.0)
+    rate, span = w.recent(60)
+    assert span == pytest.approx(60) and rate == pytest.approx(0.1)
+    assert w.rates()[0] > 3  # the whole window still carries the burst
+    assert w.span_s() == pytest.approx(300)
