@@ -48,5 +48,10 @@ def with_progress(steps: int, delay: float) -> int:
     return steps
 
 
+def clock() -> float:
+    """Return the wall-clock time at which the job body started (pick-up latency benchmarks)."""
+    return time.time()
+
+
 def noop() -> None:
     """Do nothing (throughput benchmarks)."""

@@ -5,8 +5,12 @@ worker listens on ONE queue; with several it uses BLPOP, so a kill -9 between th
 write loses the job. Here every dequeue is an atomic move into the intermediate list of the job's queue:
 
 * one Lua script LMOVEs from the first non-empty queue, in priority order (one round trip);
-* when all are empty, BLMOVE blocks on the FIRST (highest-priority) queue for ``poll_interval`` seconds,
-  then the script runs again, so a high-priority job wakes the worker at once and a lower one within the poll.
+* when all are empty, the worker waits for a change to any of its queues, pushed by Redis client-side
+  tracking in broadcast mode (``CLIENT TRACKING ON BCAST PREFIX rq:queue:<name>`` on a RESP3 connection,
+  Redis >= 6, no server configuration needed), for at most ``poll_interval`` seconds, then runs the script
+  again: a job on any queue wakes an idle worker at once, whichever client enqueued it;
+* where RESP3 or tracking is refused (old server, ACL), BLMOVE blocks on the FIRST (highest-priority) queue for
+  ``poll_interval`` seconds instead, so a lower-priority job waits up to one poll.
 
 ``JobfleetWorker`` then takes the job out of the intermediate list in the same transaction that adds it to the
 StartedJobRegistry; ``worker.recovery`` puts jobs stranded in an intermediate list back on their queue.
@@ -14,11 +18,16 @@ StartedJobRegistry; ``worker.recovery`` puts jobs stranded in an intermediate li
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
+from redis.connection import AbstractConnection
+from redis.exceptions import RedisError, ResponseError
 from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
@@ -38,6 +47,70 @@ return false
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class QueueWaker:
+    """Wakes an idle dequeue when any of ``queue_keys`` changes (client-side tracking, broadcast mode).
+
+    One dedicated RESP3 connection with the client's own parameters (TLS, AUTH, timeouts) turns tracking
+    on for the queue keys; the server then pushes an invalidation to it whenever one of them is written.
+    Raises ``ResponseError`` when the server refuses RESP3 or tracking, ``RedisError`` when unreachable.
+    """
+
+    def __init__(self, connection: Redis, queue_keys: list[str]) -> None:
+        pool = connection.connection_pool
+        kwargs = dict(pool.connection_kwargs, health_check_interval=0, protocol=3)
+        self.pid = os.getpid()
+        self.conn: AbstractConnection = pool.connection_class(**kwargs)
+        try:
+            # BCAST prefixes may not overlap: a queue key that extends another is covered by the shorter one
+            prefixes = [k for k in queue_keys if not any(k != o and k.startswith(o) for o in queue_keys)]
+            args: list[Any] = ["CLIENT", "TRACKING", "ON", "BCAST"]
+            for key in dict.fromkeys(prefixes):
+                args += ["PREFIX", key]
+            self.conn.send_command(*args)
+            self.conn.read_response()
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, seconds: float) -> bool:
+        """Block up to ``seconds`` for a change to a listened queue; True if one came (pending ones consumed)."""
+        if not self.conn.can_read(timeout=seconds):
+            return False
+        while self.conn.can_read(timeout=0):
+            self.conn.read_response(push_request=True)
+        return True
+
+    def close(self) -> None:
+        """Drop the connection (tracking ends with it)."""
+        with contextlib.suppress(RedisError, OSError):
+            self.conn.disconnect()
+
+
+# one waker per connection pool and queue list; pools that refused tracking map to None (use BLMOVE)
+_wakers: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], QueueWaker | None]] = weakref.WeakKeyDictionary()
+
+
+def _waker(connection: Redis, queue_keys: list[str]) -> QueueWaker | None:
+    per_pool = _wakers.setdefault(connection.connection_pool, {})
+    key = tuple(queue_keys)
+    if key in per_pool:
+        known = per_pool[key]
+        if known is None or known.pid == os.getpid():  # one inherited over fork is not ours to use
+            return known
+    try:
+        waker: QueueWaker | None = QueueWaker(connection, queue_keys)
+    except ResponseError:
+        waker = None
+    per_pool[key] = waker
+    return waker
+
+
+def _drop_waker(connection: Redis, queue_keys: list[str]) -> None:
+    waker = _wakers.get(connection.connection_pool, {}).pop(tuple(queue_keys), None)
+    if waker is not None:
+        waker.close()
 
 
 class ReliableQueue(Queue):
@@ -68,8 +141,9 @@ class ReliableQueue(Queue):
     ) -> tuple[Job, Queue] | None:
         """The job at the front of the first non-empty queue, moved into that queue's intermediate list.
 
-        ``timeout`` None: do not block (None when all are empty). Otherwise block up to ``timeout`` seconds
-        (polling the lower queues every ``poll_interval``) and raise ``DequeueTimeout`` when nothing came.
+        ``timeout`` None: do not block (None when all are empty). Otherwise wait up to ``timeout`` seconds
+        (woken by a change to any queue, rescanning at least every ``poll_interval``) and raise
+        ``DequeueTimeout`` when nothing came.
         """
         queue_keys = [queue.key for queue in queues]
         if not queue_keys:
@@ -83,8 +157,15 @@ class ReliableQueue(Queue):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise DequeueTimeout(timeout, queue_keys)
-                first = queue_keys[0]
                 wait: Any = min(cls.poll_interval, remaining)  # fractional seconds: fine on Redis >= 6
+                waker = _waker(connection, queue_keys)
+                if waker is not None:
+                    try:
+                        waker.wait(wait)
+                    except (RedisError, OSError):
+                        _drop_waker(connection, queue_keys)  # rebuilt on the next wait once Redis is back
+                    continue
+                first = queue_keys[0]
                 job_id = connection.blmove(first, IntermediateQueue.get_intermediate_queue_key(first), wait)
                 moved = (first, _text(job_id)) if job_id is not None else None
                 if moved is None:

@@ -216,7 +216,8 @@ class Settings:
     )
     dequeue_poll: float = _var(
         "JOBFLEET_DEQUEUE_POLL", "0.25", _float(0.01, 5),
-        "Seconds an idle worker blocks on its first queue before scanning the lower-priority ones again.",
+        "Longest an idle worker waits before rescanning its queues (a job wakes it at once where the server "
+        "allows client tracking).",
     )
     instance_id: str | None = _var(
         "JOBFLEET_INSTANCE_ID", "", _optional_str,

@@ -16,8 +16,9 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from tests.worker.helpers import running, start_worker, wait_for, worker_env
+from worker.embedded_redis import EmbeddedRedis
 from worker.recovery import return_stranded, sweep_abandoned
-from worker.reliable_queue import ReliableQueue
+from worker.reliable_queue import ReliableQueue, _waker
 from worker.settings import Settings, load_settings
 from worker.submit import submit
 from worker.worker import JobfleetWorker, JobLost
@@ -164,3 +165,59 @@ def test_idle_worker_picks_up_jobs_quickly_on_every_queue(redis_url: str, redis:
     print(f"enqueue-to-start wait of an idle worker: {waits}")
     # A behaviour check, not a benchmark: the poll is 0.25 s, so a low job waits well under 0.5 s (median of 3).
     assert all(sorted(samples)[1] < 0.5 for samples in waits.values()), waits
+
+
+def _dequeue_in_thread(queues: list[ReliableQueue], redis: Redis, timeout: int) -> dict[str, object]:
+    import threading
+
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = ReliableQueue.dequeue_any(queues, timeout, connection=redis)
+        except DequeueTimeout as exc:
+            out["result"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    out["thread"] = thread
+    return out
+
+
+def test_an_idle_dequeue_is_woken_by_a_job_on_a_lower_queue(
+    redis_url: str, redis: Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 60 s rescan period and a 30 s timeout, only the tracking push can deliver the low job within 5 s."""
+    monkeypatch.setattr(ReliableQueue, "poll_interval", 60.0)
+    queues = [ReliableQueue(name, connection=redis) for name in QUEUES]
+    pending = _dequeue_in_thread(queues, redis, timeout=30)
+    time.sleep(0.5)  # the dequeue is now waiting
+    job = submit("worker.demo_jobs.noop", queue="low", connection=Redis.from_url(redis_url),
+                 settings=_settings(redis_url, tmp_path))
+    pending["thread"].join(5)  # type: ignore[attr-defined]
+    assert not pending["thread"].is_alive(), "the waiting dequeue was not woken"  # type: ignore[attr-defined]
+    result = pending["result"]
+    assert isinstance(result, tuple), f"not woken: {result!r}"
+    assert (result[0].id, result[1].name) == (job.id, "low")
+    assert _intermediate(redis, "low") == [job.id]
+
+
+def test_a_server_that_refuses_tracking_falls_back_to_blocking_on_the_first_queue(
+    own_redis: EmbeddedRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = Redis.from_url(own_redis.url)
+    admin.execute_command("ACL", "SETUSER", "notrack", "on", ">secret-pw", "~*", "&*", "+@all", "-client")
+    url = own_redis.url.replace("redis://", "redis://notrack:secret-pw@", 1)
+    client = Redis.from_url(url)
+    keys = _keys(client)
+    assert _waker(client, keys) is None  # NOPERM on CLIENT TRACKING: remembered, no retry per wait
+    monkeypatch.setattr(ReliableQueue, "poll_interval", 60.0)
+    queues = [ReliableQueue(name, connection=client) for name in QUEUES]
+    pending = _dequeue_in_thread(queues, client, timeout=30)
+    time.sleep(0.5)
+    job = submit("worker.demo_jobs.noop", queue="high", connection=admin,
+                 settings=_settings(own_redis.url, tmp_path))
+    pending["thread"].join(5)  # type: ignore[attr-defined]
+    assert not pending["thread"].is_alive(), "BLMOVE did not wake"  # type: ignore[attr-defined]
+    result = pending["result"]
+    assert isinstance(result, tuple) and result[0].id == job.id, f"BLMOVE on the first queue did not wake: {result!r}"
