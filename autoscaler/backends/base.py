@@ -54,16 +54,19 @@ def instances_from_workers(
     out = []
     for m in machines:
         mine = by_instance.get(m.id, [])
-        busy = sum(1 for w in mine if w.busy)
-        ready = m.running and bool(mine)
-        idle_since = None
-        if ready and busy == 0:
-            stamps = [w.state_since for w in mine if w.state_since is not None]
-            idle_since = max(stamps) if stamps else now
-        out.append(
-            InstanceState(
-                id=m.id, slots=max(slots, len(mine)), busy=busy, launched_at=m.launched_at, ready=ready,
-                idle_since=idle_since,
-            )
-        )
+        out.append(instance_state(m.id, m.launched_at, max(slots, len(mine)), m.running and bool(mine), mine, now))
     return out
+
+
+def instance_state(
+    instance_id: str, launched_at: float, slots: int, ready: bool, workers: Sequence[WorkerInfo], now: float
+) -> InstanceState:
+    """One instance from its workers: busy slots, and idle since the last worker went idle (ready, none busy)."""
+    busy = sum(1 for w in workers if w.busy)
+    idle_since = None
+    if ready and busy == 0:
+        stamps = [w.state_since for w in workers if w.state_since is not None]
+        idle_since = max(stamps) if stamps else now
+    return InstanceState(
+        id=instance_id, slots=slots, busy=busy, launched_at=launched_at, ready=ready, idle_since=idle_since
+    )

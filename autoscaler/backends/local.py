@@ -21,6 +21,7 @@ from pathlib import Path
 
 from redis import Redis
 
+from autoscaler.backends.base import instance_state
 from autoscaler.policy import InstanceState
 from worker.registry_view import WorkerInfo, worker_instances
 from worker.settings import Settings
@@ -73,17 +74,7 @@ class LocalBackend:
                 continue
             mine = [workers[p.pid] for p in inst.alive() if p.pid in workers]
             ready = len(mine) == len(inst.processes) and bool(mine)
-            busy = sum(1 for w in mine if w.busy)
-            idle_since = None
-            if ready and busy == 0:
-                stamps = [w.state_since for w in mine if w.state_since is not None]
-                idle_since = max(stamps) if stamps else now
-            out.append(
-                InstanceState(
-                    id=inst.id, slots=self.settings.slots_per_instance, busy=busy, launched_at=inst.launched_at,
-                    ready=ready, idle_since=idle_since,
-                )
-            )
+            out.append(instance_state(inst.id, inst.launched_at, self.settings.slots_per_instance, ready, mine, now))
         return out
 
     def desired(self) -> int:
