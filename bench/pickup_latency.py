@@ -27,6 +27,7 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
+from bench.worker_throughput import spawn_contender
 from worker.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,11 +71,7 @@ def measure(args: list[str], redis_url: str, jobs: int, rng: random.Random) -> d
     """Latencies (s) per queue for one contender."""
     client = Redis.from_url(redis_url)
     client.flushall()
-    env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(ROOT), JOBFLEET_METRICS_PORT="0",
-               JOBFLEET_LOG_LEVEL="warning")
-    url_args = ["--url", redis_url] if args[:2] == ["-m", "rq.cli"] else []
-    proc = subprocess.Popen([sys.executable, *args[:3], *url_args, *args[3:]], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = spawn_contender(args, redis_url, start_new_session=True)
     try:
         _wait_idle(client, proc)
         time.sleep(1.0)

@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from redis import Redis
@@ -47,6 +48,15 @@ class Run:
     redis_commands_per_job: float
 
 
+def spawn_contender(args: list[str], redis_url: str, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a contender (``-m rq.cli worker ...`` or ``-m worker ...``) on ``redis_url``, stderr piped."""
+    env = dict(os.environ, REDIS_URL=redis_url, RQ_REDIS_URL=redis_url, PYTHONPATH=str(ROOT),
+               JOBFLEET_METRICS_PORT="0", JOBFLEET_LOG_LEVEL="warning")
+    url_args = ["--url", redis_url] if args[:2] == ["-m", "rq.cli"] else []
+    return subprocess.Popen([sys.executable, *args[:3], *url_args, *args[3:]], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+
+
 def _commands(client: Redis) -> int:
     stats = client.info("stats")
     return int(stats["total_commands_processed"])
@@ -60,13 +70,9 @@ def measure(args: list[str], redis_url: str, jobs: int) -> Run:
     batch = [Queue.prepare_data("worker.demo_jobs.noop", result_ttl=60) for _ in range(jobs)]
     for start in range(0, jobs, 500):
         queue.enqueue_many(batch[start:start + 500])
-    env = dict(os.environ, REDIS_URL=redis_url, RQ_REDIS_URL=redis_url, PYTHONPATH=str(ROOT),
-               JOBFLEET_METRICS_PORT="0", JOBFLEET_LOG_LEVEL="warning")
-    url_args = ["--url", redis_url] if args[:2] == ["-m", "rq.cli"] else []
     before = _commands(client)
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args[:3], *url_args, *args[3:]], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = spawn_contender(args, redis_url)
     ps = psutil.Process(proc.pid)
     cpu = 0.0
     while proc.poll() is None:
