@@ -28,7 +28,7 @@ system-deps:
 	fi
 
 run: setup
-	$(PY) -m worker.local_fleet $(RUN_ARGS)
+	$(PY) -m jobfleet run $(RUN_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

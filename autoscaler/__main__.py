@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from types import FrameType
 
 from autoscaler.backends.base import Backend
-from worker.connection import redis_connection
-from worker.logs import configure_logging, log_event
-from worker.settings import Settings, SettingsError, load_settings
+from jobfleet.connection import redis_connection
+from jobfleet.logs import configure_logging, log_event
+from jobfleet.settings import Settings, SettingsError, load_settings
 
 
 def make_backend(name: str, settings: Settings) -> Backend:
@@ -30,9 +30,9 @@ def make_backend(name: str, settings: Settings) -> Backend:
     return AwsBackend.from_settings(settings, redis_connection(settings))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") -> int:
     """Parse arguments, validate settings, run the loop; exit code 2 on bad configuration."""
-    parser = argparse.ArgumentParser(prog="python -m autoscaler", description="Run the jobfleet autoscaler.")
+    parser = argparse.ArgumentParser(prog=prog, description="Run the jobfleet autoscaler.")
     parser.add_argument("--backend", choices=("local", "aws"), default=None,
                         help="where capacity comes from (default JOBFLEET_AUTOSCALER_BACKEND)")
     parser.add_argument("--dry-run", action="store_true", help="decide and log, but do not change capacity")
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     from autoscaler import metrics
-    from observability.tracing import configure_tracing, flush
+    from jobfleet.tracing import configure_tracing, flush
 
     configure_tracing("jobfleet-autoscaler")
     connection = redis_connection(settings)

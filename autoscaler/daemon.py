@@ -22,8 +22,8 @@ from autoscaler.backends.base import Backend
 from autoscaler.observe import QueueObserver, build_observation
 from autoscaler.policy import Decision, Observation, PolicyConfig, decide
 from autoscaler.window import IdleFloor
-from worker.logs import log_event
-from worker.settings import Settings
+from jobfleet.logs import log_event
+from jobfleet.settings import Settings
 
 DECISIONS_STREAM = "jobfleet:autoscaler:decisions"
 STREAM_MAXLEN = 1000

@@ -2,7 +2,7 @@
 
 One long-running worker listens on ``high,default,low`` against a fresh embedded Redis. Jobs are enqueued
 one at a time, each after the previous one finished and a random pause (so enqueues do not line up with
-any poll period); the job (``worker.demo_jobs.clock``) returns the time its body started, fork included.
+any poll period); the job (``jobfleet.demo.jobs.clock``) returns the time its body started, fork included.
 Both contenders run in the same invocation and the ratio of medians to RQ's ``Worker`` (the anchor) is
 printed; nothing is asserted. Results go to ``bench/results/pickup_latency.json``.
 
@@ -28,7 +28,7 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 from bench.worker_throughput import spawn_contender
-from worker.embedded_redis import EmbeddedRedis
+from jobfleet.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "pickup_latency.json"
@@ -54,7 +54,7 @@ def _wait_idle(client: Redis, proc: subprocess.Popen[bytes], timeout: float = 30
 def _one(queue: Queue, timeout: float = 10.0) -> float:
     """Seconds from enqueue to the job body's start."""
     sent = time.time()
-    job = queue.enqueue("worker.demo_jobs.clock", result_ttl=60)
+    job = queue.enqueue("jobfleet.demo.jobs.clock", result_ttl=60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = Job.fetch(job.id, connection=queue.connection).get_status()

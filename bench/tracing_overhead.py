@@ -30,8 +30,8 @@ from typing import Any
 from redis import Redis
 from rq import Queue
 
-from observability import tracing
-from worker.embedded_redis import EmbeddedRedis
+from jobfleet import tracing
+from jobfleet.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ def _drain(redis_url: str, jobs: int, extra_env: dict[str, str]) -> float:
     client = Redis.from_url(redis_url)
     client.flushall()
     queue = Queue("bench", connection=client)
-    queue.enqueue_many([Queue.prepare_data("worker.demo_jobs.noop", result_ttl=60) for _ in range(jobs)])
+    queue.enqueue_many([Queue.prepare_data("jobfleet.demo.jobs.noop", result_ttl=60) for _ in range(jobs)])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "JOBFLEET_", "PROMETHEUS_"))}
     env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "JOBFLEET_METRICS_PORT": "0",
                 "JOBFLEET_LOG_LEVEL": "error", **extra_env})

@@ -27,7 +27,7 @@ import psutil
 from redis import Redis
 from rq import Queue
 
-from worker.embedded_redis import EmbeddedRedis
+from jobfleet.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "worker_throughput.json"
@@ -67,7 +67,7 @@ def measure(args: list[str], redis_url: str, jobs: int) -> Run:
     client = Redis.from_url(redis_url)
     client.flushall()
     queue = Queue("bench", connection=client)
-    batch = [Queue.prepare_data("worker.demo_jobs.noop", result_ttl=60) for _ in range(jobs)]
+    batch = [Queue.prepare_data("jobfleet.demo.jobs.noop", result_ttl=60) for _ in range(jobs)]
     for start in range(0, jobs, 500):
         queue.enqueue_many(batch[start:start + 500])
     before = _commands(client)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 
 from dashboard.app import create_app
-from worker.logs import configure_logging
-from worker.settings import SettingsError, load_settings
+from jobfleet.logs import configure_logging
+from jobfleet.settings import SettingsError, load_settings
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -> int:
     """Load settings, build the app and run uvicorn until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Serve the jobfleet dashboard and REST API on JOBFLEET_DASHBOARD_HOST:PORT."
+    )
+    parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
         app = create_app(settings)

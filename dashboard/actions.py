@@ -12,9 +12,9 @@ from rq.registry import FailedJobRegistry
 
 from dashboard.errors import ApiError
 from dashboard.queries import fetch_job, status_text, text
+from jobfleet.errors import DeadLetterError
+from jobfleet.logs import log_event
 from worker import dlq
-from worker.errors import DeadLetterError
-from worker.logs import log_event
 
 _CANCELABLE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 _REPORT_SKIPPED = 1000

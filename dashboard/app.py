@@ -26,8 +26,8 @@ from dashboard.models import (
     QueueStats,
     WorkerInfo,
 )
-from worker.connection import redis_connection
-from worker.settings import Settings
+from jobfleet.connection import redis_connection
+from jobfleet.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_PAGE = 500

@@ -29,8 +29,8 @@ from rq.results import Result
 from rq.utils import utcparse
 
 from dashboard.errors import ApiError
-from worker.progress import PROGRESS_KEY
-from worker.registry_view import WORKER_PREFIX, worker_instances
+from jobfleet.progress import PROGRESS_KEY
+from jobfleet.worker_registry import WORKER_PREFIX, worker_instances
 
 #: Job states a page of jobs can be listed for, in display order.
 STATES = ("queued", "started", "scheduled", "deferred", "finished", "failed", "canceled")

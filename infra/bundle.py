@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "infra" / ".build"
-APP_PACKAGES = ("worker", "autoscaler", "dashboard", "observability")
+APP_PACKAGES = ("jobfleet", "worker", "autoscaler", "dashboard", "observability")
 RUNTIME_REQUIREMENTS = "requirements-runtime.txt"
 
 

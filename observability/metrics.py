@@ -21,6 +21,7 @@ import contextlib
 import errno
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -199,3 +200,32 @@ def mark_process_dead(pid: int, metrics_dir: Path | None = None) -> None:
     if directory is not None:
         with contextlib.suppress(FileNotFoundError):
             multiprocess.mark_process_dead(pid, str(directory))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m observability.metrics --dir D --port P``: serve one host's multiprocess worker metrics."""
+    import argparse
+    import signal
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m observability.metrics", description=main.__doc__)
+    parser.add_argument("--dir", required=True, type=Path, help="prometheus-client multiprocess directory")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--addr", default="0.0.0.0")
+    args = parser.parse_args(argv)
+    try:
+        serve_worker_metrics(args.port, addr=args.addr, metrics_dir=args.dir)
+    except OSError as exc:
+        print(f"jobfleet: cannot serve worker metrics on {args.addr}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    while not stopping.wait(1.0):
+        time.sleep(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from worker.embedded_redis import EmbeddedRedis
-from worker.settings import Settings, load_settings
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ import pytest
 from redis import Redis
 from rq import Queue
 
+from jobfleet.embedded_redis import free_port
 from tests.conftest import ROOT
-from worker.embedded_redis import free_port
 
 pytestmark = pytest.mark.xdist_group("local_fleet")
 
@@ -123,7 +123,7 @@ def test_restart_keeps_queued_jobs(tmp_path: Path) -> None:
         client = Redis.from_url(url)
         # A queue no worker listens on: its jobs must simply survive the restart.
         parked = Queue("parked", connection=client)
-        ids = [parked.enqueue("worker.demo_jobs.noop").id for _ in range(20)]
+        ids = [parked.enqueue("jobfleet.demo.jobs.noop").id for _ in range(20)]
         client.close()
     finally:
         ctrl_c(proc)

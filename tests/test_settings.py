@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.settings import SettingsError, load_settings, settings_table
+from jobfleet.settings import SettingsError, load_settings, settings_table
 
 
 def test_defaults_are_valid() -> None:

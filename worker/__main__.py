@@ -20,10 +20,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.utils import import_attribute
 
-from worker.connection import redis_connection
-from worker.errors import DeadLetterError, SubmitError
-from worker.logs import configure_logging, log_event
-from worker.settings import Settings, SettingsError, load_settings
+from jobfleet.connection import redis_connection
+from jobfleet.errors import DeadLetterError, SubmitError
+from jobfleet.logs import configure_logging, log_event
+from jobfleet.settings import Settings, SettingsError, load_settings
 
 COMMANDS = ("run", "dlq", "sweep", "submit")
 
@@ -35,9 +35,9 @@ def _queue_list(raw: str) -> list[str]:
     return names
 
 
-def run_worker(settings: Settings, argv: Sequence[str]) -> int:
+def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m worker") -> int:
     """Run one worker process until it is told to stop (or, with --burst, the queues are empty)."""
-    parser = argparse.ArgumentParser(prog="python -m worker", description="Run a jobfleet worker.")
+    parser = argparse.ArgumentParser(prog=prog, description="Run a jobfleet worker.")
     parser.add_argument("--queues", type=_queue_list, default=list(settings.queues),
                         help="queues in priority order (default JOBFLEET_QUEUES)")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
@@ -54,11 +54,11 @@ def run_worker(settings: Settings, argv: Sequence[str]) -> int:
     return 0
 
 
-def run_dlq(settings: Settings, argv: Sequence[str]) -> int:
+def run_dlq(settings: Settings, argv: Sequence[str], prog: str = "python -m worker dlq") -> int:
     """List or re-queue dead-lettered jobs."""
     from worker import dlq
 
-    parser = argparse.ArgumentParser(prog="python -m worker dlq", description="Dead-letter registry.")
+    parser = argparse.ArgumentParser(prog=prog, description="Dead-letter registry.")
     sub = parser.add_subparsers(dest="action", required=True)
     p_list = sub.add_parser("list", help="list dead-lettered jobs")
     p_list.add_argument("--queue", default=None)
@@ -81,11 +81,11 @@ def run_dlq(settings: Settings, argv: Sequence[str]) -> int:
     return 0
 
 
-def run_sweep(settings: Settings, argv: Sequence[str]) -> int:
+def run_sweep(settings: Settings, argv: Sequence[str], prog: str = "python -m worker sweep") -> int:
     """Recover jobs of dead workers once, or every ``--interval`` seconds with ``--loop``."""
     from worker.recovery import sweep_abandoned
 
-    parser = argparse.ArgumentParser(prog="python -m worker sweep", description="Crash-recovery sweep.")
+    parser = argparse.ArgumentParser(prog=prog, description="Crash-recovery sweep.")
     parser.add_argument("--loop", action="store_true", help="sweep until SIGTERM/SIGINT")
     parser.add_argument("--interval", type=float, default=settings.recovery_interval)
     parser.add_argument("--queues", type=_queue_list, default=None, help="default: every known queue")
@@ -125,11 +125,11 @@ def _cli_value(raw: str) -> Any:
         return raw
 
 
-def run_submit(settings: Settings, argv: Sequence[str]) -> int:
+def run_submit(settings: Settings, argv: Sequence[str], prog: str = "python -m worker submit") -> int:
     """Submit one job from the command line; prints its id."""
-    from worker.submit import submit
+    from jobfleet.submit import submit
 
-    parser = argparse.ArgumentParser(prog="python -m worker submit", description="Submit a job.")
+    parser = argparse.ArgumentParser(prog=prog, description="Submit a job.")
     parser.add_argument("path", help="dotted path of the job function")
     parser.add_argument("args", nargs="*", help="arguments (JSON values, else strings)")
     parser.add_argument("--queue", default="default")
@@ -142,7 +142,7 @@ def run_submit(settings: Settings, argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Dispatch to a command; bad settings or input end with a one-line error and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else "run"
@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings)
         handler = {"run": run_worker, "dlq": run_dlq, "sweep": run_sweep, "submit": run_submit}[command]
-        return handler(settings, rest)
+        if prog is None:
+            return handler(settings, rest)
+        return handler(settings, rest, prog)
     except (SettingsError, SubmitError, DeadLetterError) as exc:
         print(f"jobfleet: {exc}", file=sys.stderr)
         return 2

@@ -15,8 +15,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from worker.errors import DeadLetterError
-from worker.logs import log_event
+from jobfleet.errors import DeadLetterError
+from jobfleet.logs import log_event
 
 
 @dataclass(frozen=True)

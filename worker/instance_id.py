@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 
-from worker.settings import Settings
+from jobfleet.settings import Settings
 
 IMDS_ENDPOINT = "http://169.254.169.254"
 

@@ -29,9 +29,9 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.utils import parse_composite_key, utcparse
 
+from jobfleet.logs import log_event
+from jobfleet.settings import Settings, load_settings
 from observability import metrics
-from worker.logs import log_event
-from worker.settings import Settings, load_settings
 
 EXECUTION_KEY = "rq:execution:{0}"
 WORKER_KEY = "rq:worker:{0}"

@@ -36,13 +36,15 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from observability import metrics, tracing
+from jobfleet import tracing
+from jobfleet.logs import configure_logging, log_event
+from jobfleet.retry import default_retry
+from jobfleet.settings import Settings, load_settings
+from observability import metrics
 from worker.instance_id import resolve_instance_id
-from worker.logs import configure_logging, log_event
 from worker.recovery import sweep_stranded
 from worker.reliable_queue import ReliableQueue
-from worker.retry_policy import default_retry, is_permanent, resolve_exception_types
-from worker.settings import Settings, load_settings
+from worker.retry_policy import is_permanent, resolve_exception_types
 
 ATTEMPT_FIELD = "jf_attempt"
 PR_SET_PDEATHSIG = 1

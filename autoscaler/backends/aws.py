@@ -21,8 +21,8 @@ from rq.command import send_shutdown_command
 
 from autoscaler.backends.base import Machine, instances_from_workers
 from autoscaler.policy import InstanceState
-from worker.registry_view import WorkerInfo, worker_instances
-from worker.settings import Settings, SettingsError
+from jobfleet.settings import Settings, SettingsError
+from jobfleet.worker_registry import WorkerInfo, worker_instances
 
 log = logging.getLogger(__name__)
 TERMINATING_HOOK = "autoscaling:EC2_INSTANCE_TERMINATING"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from autoscaler.policy import InstanceState
-from worker.registry_view import WorkerInfo
+from jobfleet.worker_registry import WorkerInfo
 
 
 class Backend(Protocol):

@@ -23,8 +23,8 @@ from redis import Redis
 
 from autoscaler.backends.base import instance_state
 from autoscaler.policy import InstanceState
-from worker.registry_view import WorkerInfo, worker_instances
-from worker.settings import Settings
+from jobfleet.settings import Settings
+from jobfleet.worker_registry import WorkerInfo, worker_instances
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -181,7 +181,7 @@ async function refreshBrowse() {
   $("#next").disabled = last >= page.total;
 }
 
-// meta["progress"] as written by worker.progress.report_progress: {percent: 0..100, message, at}.
+// meta["progress"] as written by jobfleet.progress.report_progress: {percent: 0..100, message, at}.
 function progressPercent(progress) {
   const clamp = (x) => Math.max(0, Math.min(100, x));
   if (typeof progress === "number") return clamp(progress);

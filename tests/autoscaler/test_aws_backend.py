@@ -25,11 +25,11 @@ from rq.job import Job
 
 from autoscaler.backends.aws import AwsBackend
 from autoscaler.daemon import Daemon
+from jobfleet.embedded_redis import free_port
+from jobfleet.settings import Settings, load_settings
+from jobfleet.worker_registry import worker_instances
 from tests.conftest import spawn
 from tests.conftest import test_env as child_env
-from worker.embedded_redis import free_port
-from worker.registry_view import worker_instances
-from worker.settings import Settings, load_settings
 
 ASG = "jobfleet-test-workers"
 REGION = "us-east-1"
@@ -119,7 +119,7 @@ def test_scale_out_drain_idle_terminate_and_lifecycle_completion(
         # Scale out: a backlog makes the daemon set the desired capacity straight to the target.
         queue = Queue("default", connection=redis)
         for _ in range(8):
-            queue.enqueue("worker.demo_jobs.sleep", 0.1)
+            queue.enqueue("jobfleet.demo.jobs.sleep", 0.1)
         decision = daemon.step()
         assert decision.code == "scale_out" and decision.desired == 2  # straight to the target, capped at max
         group = _group(client)
@@ -131,7 +131,7 @@ def test_scale_out_drain_idle_terminate_and_lifecycle_completion(
         for iid in ids:
             procs[iid] = _start_worker(redis_url, tmp_path, iid)
         _wait("both workers up", lambda: {w.instance_id for w in worker_instances(redis)} == set(ids))
-        job = Queue("default", connection=redis).enqueue("worker.demo_jobs.sleep", 5, job_timeout=60)
+        job = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.sleep", 5, job_timeout=60)
         _wait("job running", lambda: Job.fetch(job.id, connection=redis).get_status() == "started")
         busy_id = next(w.instance_id for w in worker_instances(redis) if w.busy)
         idle_id = next(i for i in ids if i != busy_id)

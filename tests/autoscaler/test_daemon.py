@@ -13,11 +13,11 @@ from rq import Queue
 from autoscaler import metrics
 from autoscaler.backends.local import LocalBackend
 from autoscaler.daemon import DECISIONS_STREAM, Daemon
+from jobfleet.connection import redis_connection
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.settings import load_settings
 from tests.conftest import ROOT
 from tests.conftest import test_env as child_env
-from worker.connection import redis_connection
-from worker.embedded_redis import EmbeddedRedis
-from worker.settings import load_settings
 
 FIELDS = {"ts", "desired", "in_service", "booting", "busy", "queued", "started", "reason", "drained", "dry_run",
           "inputs"}
@@ -26,7 +26,7 @@ FIELDS = {"ts", "desired", "in_service", "booting", "busy", "queued", "started",
 def test_dry_run_decides_records_and_does_not_act(redis: Redis, redis_url: str, tmp_path: Path) -> None:
     settings = load_settings(child_env(redis_url, tmp_path, JOBFLEET_QUEUES="default,low"))
     for _ in range(3):
-        Queue("low", connection=redis).enqueue("worker.demo_jobs.sleep", 1)
+        Queue("low", connection=redis).enqueue("jobfleet.demo.jobs.sleep", 1)
     backend = LocalBackend(settings, redis)
     try:
         decision = Daemon(settings, backend, redis, dry_run=True).step()

@@ -37,7 +37,7 @@ def _decisions(redis: Redis) -> list[dict[str, Any]]:
 
 
 def _worker_pids(redis: Redis) -> set[int]:
-    from worker.registry_view import worker_instances
+    from jobfleet.worker_registry import worker_instances
 
     return {w.pid for w in worker_instances(redis) if w.pid}
 
@@ -51,7 +51,7 @@ def test_burst_scales_out_drains_and_shrinks_without_interrupting_a_job(
         JOBFLEET_RECOVERY_INTERVAL="5",
     )
     queue = Queue("default", connection=redis)
-    jobs = [queue.enqueue("worker.demo_jobs.sleep", 1.5, job_timeout=60) for _ in range(12)]
+    jobs = [queue.enqueue("jobfleet.demo.jobs.sleep", 1.5, job_timeout=60) for _ in range(12)]
     proc = spawn(["-m", "autoscaler", "--backend", "local"], env, tmp_path / "autoscaler.log")
     try:
         # Scale out straight to the target: more than one instance in one decision, capped at max.
@@ -86,7 +86,7 @@ def test_sigterm_warm_stops_workers_and_keeps_running_job(redis: Redis, redis_ur
         redis_url, tmp_path, JOBFLEET_QUEUES="default", JOBFLEET_AUTOSCALER_INTERVAL="2", JOBFLEET_BOOT_TIME="2",
         JOBFLEET_IDLE_HOLD="30", JOBFLEET_MAX_INSTANCES="2",
     )
-    job = Queue("default", connection=redis).enqueue("worker.demo_jobs.sleep", 4, job_timeout=60)
+    job = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.sleep", 4, job_timeout=60)
     proc = spawn(["-m", "autoscaler", "--backend", "local"], env, tmp_path / "autoscaler.log")
     pids: set[int] = set()
     try:

@@ -17,11 +17,11 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from dashboard.app import create_app
+from jobfleet.embedded_redis import free_port
+from jobfleet.settings import Settings
 from tests.conftest import spawn
 from tests.conftest import test_env as child_env
 from tests.dashboard import jobs
-from worker.embedded_redis import free_port
-from worker.settings import Settings
 
 with warnings.catch_warnings():  # Starlette's notice about httpx2 is not ours to act on
     warnings.simplefilter("ignore")

@@ -6,7 +6,7 @@ import time
 
 from rq import get_current_job
 
-from worker.progress import report_progress
+from jobfleet.progress import report_progress
 
 
 def add(a: int, b: int) -> int:

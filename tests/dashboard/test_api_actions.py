@@ -11,8 +11,8 @@ from rq import Queue
 from rq.job import Job
 
 from dashboard.app import create_app
+from jobfleet.settings import Settings
 from tests.dashboard.conftest import Population, run_burst
-from worker.settings import Settings
 
 TOKEN = "s3cret-token"
 

@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboard.app import create_app
+from jobfleet.embedded_redis import free_port
+from jobfleet.settings import Settings
 from tests.dashboard.conftest import Population
-from worker.embedded_redis import free_port
-from worker.settings import Settings
 
 
 @pytest.mark.parametrize(

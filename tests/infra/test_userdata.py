@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from infra.userdata import MAX_USER_DATA_BYTES, UserDataError, env_file, render
+from jobfleet.settings import Settings, load_settings
 from tests.infra.harness import ROOT, TEST_SECRETS, Program
-from worker.settings import Settings, load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

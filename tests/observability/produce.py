@@ -12,7 +12,7 @@ import uuid
 from redis import Redis
 from rq import Queue
 
-from observability import tracing
+from jobfleet import tracing
 
 
 def main() -> None:

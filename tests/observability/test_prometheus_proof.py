@@ -21,10 +21,10 @@ import yaml
 from redis import Redis
 from rq import Queue
 
+from jobfleet.embedded_redis import free_port
 from tests.conftest import ROOT, spawn
 from tests.conftest import test_env as make_env
 from tests.observability.artefacts import ALERTS, all_exprs
-from worker.embedded_redis import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prometheus")]
 QUEUES = ("high", "default")

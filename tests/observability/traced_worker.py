@@ -14,7 +14,8 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 
-from observability import metrics, tracing
+from jobfleet import tracing
+from observability import metrics
 
 
 class TracedWorker(Worker):

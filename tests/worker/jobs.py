@@ -6,7 +6,7 @@ import time
 
 from rq import get_current_job
 
-from worker.errors import PermanentError
+from jobfleet.errors import PermanentError
 
 
 def bad_value(counter_key: str) -> None:

@@ -15,12 +15,13 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from worker.errors import PermanentError
+from jobfleet.errors import PermanentError
+from jobfleet.logs import JsonFormatter, log_event
+from jobfleet.progress import get_progress, report_progress
+from jobfleet.retry import backoff_intervals, default_retry
+from jobfleet.settings import Settings
 from worker.instance_id import ec2_instance_id, resolve_instance_id
-from worker.logs import JsonFormatter, log_event
-from worker.progress import get_progress, report_progress
-from worker.retry_policy import backoff_intervals, default_retry, is_permanent, resolve_exception_types
-from worker.settings import Settings
+from worker.retry_policy import is_permanent, resolve_exception_types
 
 
 def test_backoff_is_exponential_capped_and_jittered(settings: Settings) -> None:
@@ -115,7 +116,7 @@ def test_json_log_line_has_the_job_fields() -> None:
 
 
 def test_progress_validation_and_storage(redis: Redis, tmp_path: Path) -> None:
-    job = Queue("default", connection=redis).enqueue("worker.demo_jobs.noop")
+    job = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.noop")
     report_progress(40, "reading", job=job)
     assert get_progress(job) == {"percent": 40.0, "message": "reading", "at": pytest.approx(job.meta["progress"]["at"])}
     for bad in (-1, 101, float("nan"), "50", True):
@@ -123,4 +124,4 @@ def test_progress_validation_and_storage(redis: Redis, tmp_path: Path) -> None:
             report_progress(bad, job=job)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="inside a running job"):
         report_progress(10)
-    assert get_progress(Queue("default", connection=redis).enqueue("worker.demo_jobs.noop")) is None
+    assert get_progress(Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.noop")) is None

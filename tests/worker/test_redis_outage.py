@@ -9,10 +9,10 @@ from pathlib import Path
 from redis import Redis
 from rq.job import Job, JobStatus
 
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.settings import load_settings
+from jobfleet.submit import submit
 from tests.worker.helpers import start_worker, wait_for, worker_env
-from worker.embedded_redis import EmbeddedRedis
-from worker.settings import load_settings
-from worker.submit import submit
 
 OUTAGE_S = 9.0
 
@@ -70,7 +70,7 @@ def test_workers_survive_a_redis_outage_longer_than_the_client_retries(
             wait_for(lambda: _status(own_redis.url, short_job.id) == JobStatus.FINISHED, 30, interval=0.2,
                      what="the job whose outcome was lost in the outage to be re-queued and finish")
             assert int(redis.get("short") or 0) == 2  # put back by its worker once Redis returned, ran again
-            fresh = [submit("worker.demo_jobs.noop", connection=redis, settings=settings) for _ in range(6)]
+            fresh = [submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings) for _ in range(6)]
             wait_for(lambda: all(_status(own_redis.url, j.id) == JobStatus.FINISHED for j in fresh), 20,
                      what="new jobs after the outage")
             assert all(p.poll() is None for p in procs)

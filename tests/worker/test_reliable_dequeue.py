@@ -15,12 +15,12 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.settings import Settings, load_settings
+from jobfleet.submit import submit
 from tests.worker.helpers import running, start_worker, wait_for, worker_env
-from worker.embedded_redis import EmbeddedRedis
 from worker.recovery import return_stranded, sweep_abandoned
 from worker.reliable_queue import ReliableQueue, _waker
-from worker.settings import Settings, load_settings
-from worker.submit import submit
 from worker.worker import JobfleetWorker, JobLost
 
 QUEUES = ["high", "default", "low"]
@@ -42,8 +42,8 @@ def test_dequeue_moves_from_the_first_non_empty_queue_into_its_intermediate_list
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
     settings = _settings(redis_url, tmp_path)
-    low = submit("worker.demo_jobs.noop", queue="low", connection=redis, settings=settings)
-    high = submit("worker.demo_jobs.noop", queue="high", connection=redis, settings=settings)
+    low = submit("jobfleet.demo.jobs.noop", queue="low", connection=redis, settings=settings)
+    high = submit("jobfleet.demo.jobs.noop", queue="high", connection=redis, settings=settings)
     queues = [ReliableQueue(name, connection=redis) for name in QUEUES]
     job, queue = ReliableQueue.dequeue_any(queues, None, connection=redis) or (None, None)
     assert job is not None and queue is not None
@@ -96,7 +96,7 @@ def test_recovery_never_steals_a_job_a_live_worker_registers(redis_url: str, red
     registry = StartedJobRegistry("default", connection=redis)
 
     # 1. Registered in time: the same transaction took it out of the intermediate list, the sweep sees nothing.
-    first = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+    first = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
     job, _ = ReliableQueue.dequeue_any(queues, None, connection=redis) or (None, None)
     assert job is not None and job.id == first.id
     execution = worker.prepare_execution(job)
@@ -110,7 +110,7 @@ def test_recovery_never_steals_a_job_a_live_worker_registers(redis_url: str, red
     worker.executions.pop(execution.id)
 
     # 2. Registered by a stock RQ worker, which leaves the id in the intermediate list: left alone too.
-    second = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+    second = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
     job, _ = ReliableQueue.dequeue_any(queues, None, connection=redis) or (None, None)
     assert job is not None and job.id == second.id
     with redis.pipeline() as pipe:  # what RQ's prepare_execution does: the id stays in the intermediate list
@@ -126,7 +126,7 @@ def test_recovery_never_steals_a_job_a_live_worker_registers(redis_url: str, red
     redis.delete(registry.key, IntermediateQueue(Queue("default", connection=redis).key, redis).key)
 
     # 3. Too slow (paused past the grace): recovery re-queued it, so the worker's claim fails and runs nothing.
-    third = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+    third = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
     job, _ = ReliableQueue.dequeue_any(queues, None, connection=redis) or (None, None)
     assert job is not None and job.id == third.id
     sweep_abandoned(redis, QUEUES, settings)
@@ -153,11 +153,11 @@ def test_idle_worker_picks_up_jobs_quickly_on_every_queue(redis_url: str, redis:
     settings = load_settings(env)
     waits: dict[str, list[float]] = {name: [] for name in ("low", "default", "high")}
     with running(["-m", "worker", "--name", "idle"], env, tmp_path / "idle.log"):
-        warmup = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+        warmup = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
         wait_for(lambda: warmup.get_status(refresh=True) == JobStatus.FINISHED, 20, what="warm-up job")
         for name in ("low", "default", "high") * 3:
             time.sleep(0.3)  # let the worker block in BLMOVE on "high" again
-            job = submit("worker.demo_jobs.noop", queue=name, connection=redis, settings=settings)
+            job = submit("jobfleet.demo.jobs.noop", queue=name, connection=redis, settings=settings)
             wait_for(lambda j=job: j.get_status(refresh=True) == JobStatus.FINISHED, 10, what=f"{name} job")
             fresh = Job.fetch(job.id, connection=redis)
             assert fresh.started_at is not None and fresh.enqueued_at is not None
@@ -192,7 +192,7 @@ def test_an_idle_dequeue_is_woken_by_a_job_on_a_lower_queue(
     queues = [ReliableQueue(name, connection=redis) for name in QUEUES]
     pending = _dequeue_in_thread(queues, redis, timeout=30)
     time.sleep(0.5)  # the dequeue is now waiting
-    job = submit("worker.demo_jobs.noop", queue="low", connection=Redis.from_url(redis_url),
+    job = submit("jobfleet.demo.jobs.noop", queue="low", connection=Redis.from_url(redis_url),
                  settings=_settings(redis_url, tmp_path))
     pending["thread"].join(5)  # type: ignore[attr-defined]
     assert not pending["thread"].is_alive(), "the waiting dequeue was not woken"  # type: ignore[attr-defined]
@@ -215,7 +215,7 @@ def test_a_server_that_refuses_tracking_falls_back_to_blocking_on_the_first_queu
     queues = [ReliableQueue(name, connection=client) for name in QUEUES]
     pending = _dequeue_in_thread(queues, client, timeout=30)
     time.sleep(0.5)
-    job = submit("worker.demo_jobs.noop", queue="high", connection=admin,
+    job = submit("jobfleet.demo.jobs.noop", queue="high", connection=admin,
                  settings=_settings(own_redis.url, tmp_path))
     pending["thread"].join(5)  # type: ignore[attr-defined]
     assert not pending["thread"].is_alive(), "BLMOVE did not wake"  # type: ignore[attr-defined]

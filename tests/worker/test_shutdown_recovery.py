@@ -12,11 +12,11 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.settings import load_settings
+from jobfleet.submit import submit
 from tests.worker.helpers import kill_tree, running, start_worker, wait_for, worker_env
-from worker.embedded_redis import EmbeddedRedis
 from worker.recovery import sweep_abandoned
-from worker.settings import load_settings
-from worker.submit import submit
 
 
 def _started(redis: Redis, key: str, count: int = 1) -> bool:
@@ -31,7 +31,7 @@ def test_warm_shutdown_finishes_the_running_job_and_takes_no_new_one(
     with start_worker(env, tmp_path) as proc:
         job = submit("tests.worker.jobs.mark_and_sleep", "m", 1.5, connection=redis, settings=settings)
         wait_for(lambda: _started(redis, "m"), 20, what="job start")
-        waiting = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+        waiting = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     assert job.get_status(refresh=True) == JobStatus.FINISHED
@@ -87,7 +87,7 @@ def test_redis_restart_mid_run_loses_no_accepted_job(own_redis: EmbeddedRedis, t
     env = worker_env(own_redis.url, tmp_path, REDIS_RETRIES="30")
     settings = load_settings(env)
     redis = Redis.from_url(own_redis.url)
-    jobs = [submit("worker.demo_jobs.sleep", 0.1, connection=redis, settings=settings) for _ in range(30)]
+    jobs = [submit("jobfleet.demo.jobs.sleep", 0.1, connection=redis, settings=settings) for _ in range(30)]
     time.sleep(1.5)  # AOF appendfsync everysec: accepted jobs are on disk
     with start_worker(env, tmp_path, name="a"), start_worker(env, tmp_path, name="b"), \
             running(["-m", "worker", "sweep", "--loop", "--interval", "1"], env, tmp_path / "sweep.log"):

@@ -15,14 +15,14 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from jobfleet.errors import DeadLetterError
+from jobfleet.progress import get_progress
+from jobfleet.settings import load_settings
+from jobfleet.submit import submit
+from jobfleet.worker_registry import worker_instances
 from tests.conftest import ROOT
 from tests.worker.helpers import start_worker, wait_for, worker_env
 from worker.dlq import list_failed, requeue_all, requeue_failed
-from worker.errors import DeadLetterError
-from worker.progress import get_progress
-from worker.registry_view import worker_instances
-from worker.settings import load_settings
-from worker.submit import submit
 
 
 def _status(job: Job) -> JobStatus | None:
@@ -46,7 +46,7 @@ def test_retry_with_backoff_then_success_and_json_logs(redis_url: str, redis: Re
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
     with start_worker(env, tmp_path):
-        job = submit("worker.demo_jobs.flaky", "f1", 2, connection=redis, settings=settings)
+        job = submit("jobfleet.demo.jobs.flaky", "f1", 2, connection=redis, settings=settings)
         wait_for(lambda: _status(job) == JobStatus.FINISHED, 30, what="flaky job to finish")
     assert job.return_value() == 3
     assert Job.fetch(job.id, connection=redis).retries_left == settings.retry_max - 2
@@ -56,7 +56,7 @@ def test_retry_with_backoff_then_success_and_json_logs(redis_url: str, redis: Re
     assert [e["attempt"] for e in finished] == [1, 2, 3]
     for event in finished:
         assert {"ts", "level", "event", "job_id", "queue", "function", "attempt", "duration_s", "outcome"} <= set(event)
-        assert event["queue"] == "default" and event["function"] == "worker.demo_jobs.flaky"
+        assert event["queue"] == "default" and event["function"] == "jobfleet.demo.jobs.flaky"
     # backoff: the attempts are spaced by the scheduler (base 0.2 s, whole-second scheduling)
     starts = [e["ts"] for e in events if e["event"] == "job_started"]
     assert len(starts) == 3 and all(b - a >= 0.1 for a, b in itertools.pairwise(starts))
@@ -68,7 +68,7 @@ def test_permanent_errors_go_straight_to_dlq_then_requeue(redis_url: str, redis:
     with start_worker(env, tmp_path):
         a = submit("tests.worker.jobs.bad_value", "count:a", connection=redis, settings=settings)
         b = submit("tests.worker.jobs.permanent", "count:b", connection=redis, settings=settings)
-        c = submit("worker.demo_jobs.always_fails", retry=None, connection=redis, settings=settings)
+        c = submit("jobfleet.demo.jobs.always_fails", retry=None, connection=redis, settings=settings)
         for job in (a, b, c):
             wait_for(lambda job=job: _status(job) == JobStatus.FAILED, 20, what=f"{job.func_name} to fail")
         assert redis.get("count:a") == b"1" and redis.get("count:b") == b"1"  # never retried
@@ -90,7 +90,7 @@ def test_permanent_errors_go_straight_to_dlq_then_requeue(redis_url: str, redis:
         requeue_failed(redis, "nope")
     with pytest.raises(DeadLetterError, match="unknown queue 'missing'"):
         requeue_all(redis, "missing")
-    ok = submit("worker.demo_jobs.noop", connection=redis, settings=settings)
+    ok = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
     with pytest.raises(DeadLetterError, match="is not in the dead-letter registry"):
         requeue_failed(redis, ok.id)
     cli = [sys.executable, "-m", "worker", "dlq"]
@@ -108,7 +108,7 @@ def test_timeout_names_job_and_limit(redis_url: str, redis: Redis, tmp_path: Pat
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
     with start_worker(env, tmp_path):
-        job = submit("worker.demo_jobs.sleep", 30, timeout=1, retry=None, connection=redis, settings=settings)
+        job = submit("jobfleet.demo.jobs.sleep", 30, timeout=1, retry=None, connection=redis, settings=settings)
         wait_for(lambda: _status(job) == JobStatus.FAILED, 20, what="timeout")
     assert f"job {job.id} exceeded its timeout of 1 s" in _error(job)
 
@@ -121,7 +121,7 @@ def test_dependencies_priorities_progress_and_worker_view(redis_url: str, redis:
                     settings=settings)
     low = submit("tests.worker.jobs.append", "prio", "low", queue="low", connection=redis, settings=settings)
     high = submit("tests.worker.jobs.append", "prio", "high", queue="high", connection=redis, settings=settings)
-    progress = submit("worker.demo_jobs.with_progress", 4, 0.3, queue="low", connection=redis, settings=settings)
+    progress = submit("jobfleet.demo.jobs.with_progress", 4, 0.3, queue="low", connection=redis, settings=settings)
     with start_worker(env, tmp_path):
         wait_for(lambda: (get_progress(progress) or {}).get("percent", 0) >= 25, 20, what="progress")
         view = wait_for(lambda: [w for w in worker_instances(redis) if w.current_job_id == progress.id], 10)
@@ -143,10 +143,10 @@ def test_dependencies_priorities_progress_and_worker_view(redis_url: str, redis:
 
 def test_plain_queue_enqueue_and_rq_enqueue_get_default_retry(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
-    plain = Queue("default", connection=redis).enqueue("worker.demo_jobs.flaky", "plain", 1)
+    plain = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.flaky", "plain", 1)
     out = subprocess.run(
         [str(Path(sys.executable).parent / "rq"), "enqueue", "--url", redis_url, "-q", "default",
-         "worker.demo_jobs.flaky", "rq-cli", "1"],
+         "jobfleet.demo.jobs.flaky", "rq-cli", "1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
     )
     assert out.returncode == 0, out.stderr
@@ -162,7 +162,7 @@ def test_plain_queue_enqueue_and_rq_enqueue_get_default_retry(redis_url: str, re
 
 def test_rq_cli_runs_our_worker_class(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
-    job = Queue("default", connection=redis).enqueue("worker.demo_jobs.flaky", "cli-worker", 1)
+    job = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.flaky", "cli-worker", 1)
     rq = str(Path(sys.executable).parent / "rq")
     out = subprocess.run(
         [rq, "worker", "-w", "worker.worker.JobfleetWorker", "--url", redis_url, "--burst", "--with-scheduler",

@@ -5,7 +5,7 @@ and reads typed attributes; nothing else looks at ``os.environ`` for jobfleet se
 OpenTelemetry SDK reads the standard ``OTEL_*`` variables itself).
 
 A bad value fails at start with :class:`SettingsError`, whose message names the variable, the value
-and what is allowed. ``python -m worker.settings`` prints the table of every variable as Markdown.
+and what is allowed. ``python -m jobfleet.settings`` prints the table of every variable as Markdown.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class Settings:
         "Jitter fraction: each interval is drawn from [(1-j)*d, d].",
     )
     permanent_errors: tuple[str, ...] = _var(
-        "JOBFLEET_PERMANENT_ERRORS", "worker.errors.PermanentError,TypeError,ValueError", _names,
+        "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _names,
         "Exception types (dotted or builtin names) that are never retried.",
     )
     result_ttl: int = _var("JOBFLEET_RESULT_TTL", "86400", _int(0), "Seconds a finished job's result is kept.")
@@ -365,12 +365,24 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # pragma: no cover - documentation helper
-    if sys.argv[1:] == ["--check"]:
+def main(argv: list[str] | None = None, prog: str = "python -m jobfleet.settings") -> int:
+    """Print the configuration table, or with ``--check`` validate the environment (exit 2 when bad)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description="Print jobfleet's configuration table.")
+    parser.add_argument("--check", action="store_true", help="validate the current environment instead")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.check:
         try:
             load_settings()
         except SettingsError as exc:
-            sys.exit(f"jobfleet: bad setting: {exc}")
+            print(f"jobfleet: bad setting: {exc}", file=sys.stderr)
+            return 2
         print("settings ok")
-    else:
-        print(settings_table())
+        return 0
+    print(settings_table())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Jobs for demos, benchmarks and tests (importable by workers as ``worker.demo_jobs.<name>``)."""
+"""Jobs for demos, benchmarks and tests (importable by workers as ``jobfleet.demo.jobs.<name>``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 from rq import get_current_job
 
-from worker.progress import report_progress
+from jobfleet.progress import report_progress
 
 FLAKY_KEY = "jobfleet:demo:flaky:{0}"
 

@@ -24,11 +24,11 @@ from typing import TextIO
 
 import psutil
 
-from worker.embedded_redis import EmbeddedRedis
-from worker.fleet_status import FleetStatus, read_status
-from worker.settings import Settings, SettingsError, load_settings
+from jobfleet.embedded_redis import EmbeddedRedis
+from jobfleet.local.status import FleetStatus, read_status
+from jobfleet.settings import Settings, SettingsError, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 LOCAL_DEFAULTS = {
@@ -104,14 +104,16 @@ class LocalFleet:
             for stale in self.metrics_dir.glob("*.db"):
                 stale.unlink()
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
-        if self.settings.metrics_port:
-            serve_multiprocess_metrics(self.metrics_dir, self.settings.metrics_port)
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
+        if self.settings.metrics_port:
+            # One endpoint for the host: a small server process reads every worker's multiprocess files.
+            self._spawn("worker-metrics", ["-m", "observability.metrics", "--dir", str(self.metrics_dir),
+                                           "--port", str(self.settings.metrics_port), "--addr", "127.0.0.1"], logs)
         self._spawn("autoscaler", ["-m", "autoscaler", "--backend", "local"], logs, stop_timeout=60)
         self._spawn("dashboard", ["-m", "dashboard"], logs)
         if self.demo:
-            self._spawn("demo-load", ["-m", "worker.demo_load"], logs)
+            self._spawn("demo-load", ["-m", "jobfleet.demo.load"], logs)
         self._write_pids()
 
     def _spawn(self, role: str, args: list[str], logs: Path, stop_timeout: float = 20.0) -> None:
@@ -180,13 +182,6 @@ class LocalFleet:
             self.redis.stop()
 
 
-def serve_multiprocess_metrics(directory: Path, port: int) -> None:
-    """Serve the metrics that this host's worker processes write to ``directory`` on ``port``."""
-    from observability.metrics import serve_worker_metrics
-
-    serve_worker_metrics(port, addr="127.0.0.1", metrics_dir=directory)
-
-
 def format_status(status: FleetStatus) -> str:
     """The one-line status `make run` prints."""
     line = (
@@ -199,9 +194,9 @@ def format_status(status: FleetStatus) -> str:
     return line
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m jobfleet.local.fleet") -> int:
     """Run the local fleet until Ctrl-C (or ``--duration`` seconds)."""
-    parser = argparse.ArgumentParser(prog="python -m worker.local_fleet", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--no-demo", action="store_true", help="do not run the demo load generator")
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = never)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between status lines")

@@ -20,11 +20,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.utils import import_attribute
 
-from observability.tracing import producer_span
-from worker.connection import redis_connection
-from worker.errors import SubmitError
-from worker.retry_policy import default_retry
-from worker.settings import Settings, load_settings
+from jobfleet.connection import redis_connection
+from jobfleet.errors import SubmitError
+from jobfleet.retry import default_retry
+from jobfleet.settings import Settings, load_settings
+from jobfleet.tracing import producer_span
 
 IDEMPOTENCY_PREFIX = "jobfleet:idem:"
 MAX_KEY_LENGTH = 200

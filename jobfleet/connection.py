@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from worker.settings import Settings, SettingsError
+from jobfleet.settings import Settings, SettingsError
 
 
 def connection_kwargs(settings: Settings, url: str | None = None) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from worker.connection import redis_connection
-from worker.settings import SettingsError, load_settings
-from worker.submit import submit
+from jobfleet.connection import redis_connection
+from jobfleet.settings import SettingsError, load_settings
+from jobfleet.submit import submit
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ class DemoJob:
 
 
 MIX: tuple[DemoJob, ...] = (
-    DemoJob(55, "default", "worker.demo_jobs.sleep", lambda r: (round(r.uniform(0.2, 1.5), 2),)),
-    DemoJob(15, "high", "worker.demo_jobs.cpu", lambda r: (r.randint(20_000, 200_000),)),
-    DemoJob(10, "low", "worker.demo_jobs.flaky", lambda r: (f"demo-{uuid.uuid4().hex[:8]}", r.randint(1, 2))),
-    DemoJob(8, "default", "worker.demo_jobs.with_progress", lambda r: (5, round(r.uniform(0.1, 0.4), 2))),
-    DemoJob(7, "high", "worker.demo_jobs.noop", lambda r: ()),
-    DemoJob(5, "low", "worker.demo_jobs.always_fails", lambda r: ()),
+    DemoJob(55, "default", "jobfleet.demo.jobs.sleep", lambda r: (round(r.uniform(0.2, 1.5), 2),)),
+    DemoJob(15, "high", "jobfleet.demo.jobs.cpu", lambda r: (r.randint(20_000, 200_000),)),
+    DemoJob(10, "low", "jobfleet.demo.jobs.flaky", lambda r: (f"demo-{uuid.uuid4().hex[:8]}", r.randint(1, 2))),
+    DemoJob(8, "default", "jobfleet.demo.jobs.with_progress", lambda r: (5, round(r.uniform(0.1, 0.4), 2))),
+    DemoJob(7, "high", "jobfleet.demo.jobs.noop", lambda r: ()),
+    DemoJob(5, "low", "jobfleet.demo.jobs.always_fails", lambda r: ()),
 )
 
 
@@ -76,8 +76,8 @@ def run(connection: Redis, rate: float, burst_every: float, burst_size: int, dur
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m worker.demo_load``."""
-    parser = argparse.ArgumentParser(prog="python -m worker.demo_load", description=__doc__)
+    """Entry point: ``python -m jobfleet.demo.load``."""
+    parser = argparse.ArgumentParser(prog="python -m jobfleet.demo.load", description=__doc__)
     parser.add_argument("--burst-every", type=float, default=60.0, help="seconds between bursts (0 = none)")
     parser.add_argument("--burst-size", type=int, default=40, help="jobs in one burst")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = never)")

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from worker.settings import Settings
+from jobfleet.settings import Settings
 
 LOGGER_NAME = "jobfleet.worker"
 JOB_FIELDS = ("job_id", "queue", "function", "attempt", "duration_s", "outcome", "trace_id")
