@@ -527,6 +527,27 @@ def _enqueue_once(conn: Redis, queue: Queue, job: Job, spec: _Spec, ttl: int) ->
                 continue  # someone else wrote the key (or a dependency changed): look again
 
 
+_SIMPLE = frozenset({"func", "args", "kwargs", "queue", "tenant", "idempotency_key"})
+
+
+def _simple_spec(settings: Settings, item: Mapping[str, Any], template: Any,
+                 bases: dict[tuple[Any, Any, Any], _Spec]) -> _Spec:
+    """The spec of an item with only the common options: validated like any other, from a shared base."""
+    func, queue, tenant = item["func"], item.get("queue"), item.get("tenant")
+    base = bases.get((func, queue, tenant)) if isinstance(func, str) else None
+    if base is None:
+        base = _spec(settings, func, None, None, template, queue=queue, tenant=tenant)
+        if isinstance(func, str):
+            bases[(func, queue, tenant)] = base
+    spec = _Spec.__new__(_Spec)
+    spec.__dict__.update(base.__dict__)
+    spec.job_id = os.urandom(16).hex()
+    spec.args, spec.kwargs = _check_args(item.get("args"), item.get("kwargs"))
+    key = item.get("idempotency_key")
+    spec.key = None if key is None else _check_key(key)
+    return spec
+
+
 def submit_many(
     jobs: Iterable[Mapping[str, Any]],
     *,
@@ -545,6 +566,7 @@ def submit_many(
     settings, conn = _resolve(connection, settings)
     specs: list[_Spec] = []
     template = default_retry(settings)
+    bases: dict[tuple[Any, Any, Any], _Spec] = {}
     for index, item in enumerate(jobs):
         if not isinstance(item, Mapping):
             raise SubmitError(f"job {index}: expected a mapping with at least 'func', got {type(item).__name__}")
@@ -554,8 +576,11 @@ def submit_many(
         if "func" not in item:
             raise SubmitError(f"job {index}: 'func' is required")
         try:
-            specs.append(_spec(settings, item["func"], item.get("args"), item.get("kwargs"), template,
-                               **{k: v for k, v in item.items() if k not in ("func", "args", "kwargs")}))
+            if item.keys() <= _SIMPLE:
+                specs.append(_simple_spec(settings, item, template, bases))
+            else:
+                specs.append(_spec(settings, item["func"], item.get("args"), item.get("kwargs"), template,
+                                   **{k: v for k, v in item.items() if k not in ("func", "args", "kwargs")}))
         except SubmitError as exc:
             raise SubmitError(f"job {index}: {exc}") from None
     if not specs:
