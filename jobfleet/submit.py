@@ -18,7 +18,6 @@ thousands of jobs in one pipeline. Jobs with ``depends_on`` go through RQ's own 
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import threading
 import zlib
@@ -391,7 +390,9 @@ def _shape(spec: _Spec) -> tuple[Any, ...]:
 def _description(spec: _Spec) -> str:
     if spec.description is not None:
         return spec.description
-    return get_call_string(spec.path, spec.args, spec.kwargs) or spec.path
+    if not spec.args and not spec.kwargs:
+        return spec.path + "()"
+    return get_call_string(spec.path, spec.args, spec.kwargs, max_length=75) or spec.path
 
 
 def _data(spec: _Spec, queue: Queue) -> bytes:
@@ -664,7 +665,8 @@ def _bytes(value: str | bytes) -> bytes:
 
 
 def _json_list(values: Iterable[float]) -> str:
-    return json.dumps(list(values))
+    """The JSON list RQ writes for retry intervals (json.dumps formats floats with repr, as here)."""
+    return "[" + ", ".join(map(repr, values)) + "]"
 
 
 def get_job(job_id: str, connection: Redis | None = None, settings: Settings | None = None) -> Job:

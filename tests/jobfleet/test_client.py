@@ -24,10 +24,10 @@ def _hash(redis: Redis, job_id: str) -> dict[bytes, bytes]:
 
 
 def test_job_hash_matches_what_rq_enqueue_writes(redis: Redis, settings: Settings) -> None:
-    ours = submit("tests.jobfleet.jobs.record", "a", 1, kwargs={"extra": [1, 2]}, timeout=77, retry=Retry(max=2),
+    ours = submit("tests.jobfleet.jobs.record", "a" * 200, 1, kwargs={"extra": [1, 2]}, timeout=77, retry=Retry(max=2),
                   result_ttl=50, failure_ttl=60, connection=redis, settings=settings)
     theirs = Queue("default", connection=redis).enqueue_call(
-        "tests.jobfleet.jobs.record", args=("a", 1), kwargs={"extra": [1, 2]}, timeout=77, retry=Retry(max=2),
+        "tests.jobfleet.jobs.record", args=("a" * 200, 1), kwargs={"extra": [1, 2]}, timeout=77, retry=Retry(max=2),
         result_ttl=50, failure_ttl=60,
     )
     a, b = _hash(redis, ours.id), _hash(redis, theirs.id)
@@ -39,6 +39,22 @@ def test_job_hash_matches_what_rq_enqueue_writes(redis: Redis, settings: Setting
             assert a[field] == b[field], field
     assert Queue("default", connection=redis).job_ids == [ours.id, theirs.id]
     assert redis.sismember("rq:queues", "rq:queue:default")
+
+
+def test_submit_many_job_hash_matches_rq_enqueue_many(redis: Redis, settings: Settings) -> None:
+    (ours,) = submit_many([{"func": "tests.jobfleet.jobs.record", "args": ["b" * 100], "kwargs": {"extra": 1}}],
+                          connection=redis, settings=settings)
+    (theirs,) = Queue("default", connection=redis).enqueue_many([Queue.prepare_data(
+        "tests.jobfleet.jobs.record", args=("b" * 100,), kwargs={"extra": 1}, timeout=settings.job_timeout,
+        retry=Retry(max=settings.retry_max, interval=[1] * settings.retry_max), result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl)])
+    a, b = _hash(redis, ours), _hash(redis, theirs.id)
+    assert set(a) - {b"meta"} == set(b)
+    for field in set(a) - {f.encode() for f in FIELDS_THAT_DIFFER}:
+        if field == b"data":
+            assert zlib.decompress(a[field]) == zlib.decompress(b[field])
+        else:
+            assert a[field] == b[field], field
 
 
 def test_submit_many_jobs_are_run_by_a_plain_rq_worker(redis: Redis, settings: Settings) -> None:
