@@ -200,11 +200,16 @@ class Settings:
         "Seconds a warm shutdown waits for the running job before stopping it and re-queueing it.",
     )
     recovery_interval: float = _var(
-        "JOBFLEET_RECOVERY_INTERVAL", "15", _float(1),
-        "Seconds between sweeps for jobs whose worker died (crash recovery).",
+        "JOBFLEET_RECOVERY_INTERVAL", "2", _float(0.5),
+        "Seconds between sweeps for jobs whose worker died (crash recovery); workers take turns sweeping.",
+    )
+    heartbeat_interval: int = _var(
+        "JOBFLEET_HEARTBEAT_INTERVAL", "2", _int(1, 60),
+        "Seconds between a worker's heartbeats (idle and busy); it is published in the worker hash and a "
+        "worker silent for 3 periods + 1.5 s is dead.",
     )
     stranded_after: float = _var(
-        "JOBFLEET_STRANDED_AFTER", "10", _float(1),
+        "JOBFLEET_STRANDED_AFTER", "5", _float(1),
         "Seconds a dequeued job may sit in its queue's intermediate list, unstarted, before the sweep re-queues it.",
     )
     redis_backoff_cap: float = _var(
@@ -212,7 +217,9 @@ class Settings:
         "Longest wait (seconds) between a worker's reconnection attempts while Redis is unreachable.",
     )
     worker_ttl: int = _var(
-        "JOBFLEET_WORKER_TTL", "30", _int(10), "Worker heartbeat TTL in seconds; a silent worker is dead after it."
+        "JOBFLEET_WORKER_TTL", "30", _int(10),
+        "RQ's worker TTL: the worker hash expires this + 60 s after the last idle beat (liveness itself uses "
+        "`JOBFLEET_HEARTBEAT_INTERVAL`).",
     )
     dequeue_poll: float = _var(
         "JOBFLEET_DEQUEUE_POLL", "0.25", _float(0.01, 5),

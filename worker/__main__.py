@@ -83,7 +83,7 @@ def run_dlq(settings: Settings, argv: Sequence[str], prog: str = "python -m work
 
 def run_sweep(settings: Settings, argv: Sequence[str], prog: str = "python -m worker sweep") -> int:
     """Recover jobs of dead workers once, or every ``--interval`` seconds with ``--loop``."""
-    from worker.recovery import sweep_abandoned
+    from worker.recovery import Sweeper, sweep_abandoned
 
     parser = argparse.ArgumentParser(prog=prog, description="Crash-recovery sweep.")
     parser.add_argument("--loop", action="store_true", help="sweep until SIGTERM/SIGINT")
@@ -101,16 +101,21 @@ def run_sweep(settings: Settings, argv: Sequence[str], prog: str = "python -m wo
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    sweeper = Sweeper(connection, settings, args.queues, interval=args.interval)
     while True:
-        try:
+        if not args.loop:
             recovered = sweep_abandoned(connection, args.queues, settings)
             log_event("sweep_done", recovered=len(recovered), job_ids=recovered or None)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            if not args.loop:
-                raise
-            log_event("sweep_failed", level=40, error=str(exc))
-        if not args.loop:
             return 0
+        try:
+            connection.ping()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            sweeper.contact_failed()
+            log_event("sweep_failed", level=40, error=str(exc))
+        else:
+            recovered_or_none = sweeper.tick(force=True)
+            if recovered_or_none is not None:
+                log_event("sweep_done", recovered=len(recovered_or_none), job_ids=recovered_or_none or None)
         deadline = time.monotonic() + args.interval
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.1, args.interval))
