@@ -200,20 +200,20 @@ class Settings:
         "Seconds a warm shutdown waits for the running job before stopping it and re-queueing it.",
     )
     recovery_interval: float = _var(
-        "JOBFLEET_RECOVERY_INTERVAL", "2", _float(0.5),
+        "JOBFLEET_RECOVERY_INTERVAL", "1", _float(0.5),
         "Seconds between sweeps for jobs whose worker died (crash recovery); workers take turns sweeping.",
     )
     heartbeat_interval: int = _var(
-        "JOBFLEET_HEARTBEAT_INTERVAL", "2", _int(1, 60),
+        "JOBFLEET_HEARTBEAT_INTERVAL", "1", _int(1, 60),
         "Seconds between a worker's heartbeats (idle and busy); it is published in the worker hash and a "
-        "worker silent for 3 periods + 1.5 s is dead.",
+        "worker silent for 3 periods + 1.5 s is dead (plain RQ workers: see the README).",
     )
     stranded_after: float = _var(
         "JOBFLEET_STRANDED_AFTER", "5", _float(1),
         "Seconds a dequeued job may sit in its queue's intermediate list, unstarted, before the sweep re-queues it.",
     )
     redis_backoff_cap: float = _var(
-        "JOBFLEET_REDIS_BACKOFF_CAP", "5", _float(0.1),
+        "JOBFLEET_REDIS_BACKOFF_CAP", "2", _float(0.1),
         "Longest wait (seconds) between a worker's reconnection attempts while Redis is unreachable.",
     )
     worker_ttl: int = _var(

@@ -65,6 +65,10 @@ MISSED_BEATS = 3
 DEADLINE_MARGIN_S = 1.5
 RQ_MARGIN_S = 60.0
 """RQ's own margin: worker hashes and execution records expire 60 s after the beat that was due."""
+MAX_READ_S = 1.0
+"""A sweep whose reads take longer than this judges nothing (Redis stalled: heartbeats may be late too)."""
+SLOW_BEAT_S = 2.0
+"""A worker whose heartbeat took longer than this reports an outage (``CONTACT_KEY``): its beat arrived late."""
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -167,14 +171,18 @@ def record_contact_restored(connection: Redis, at: float | None = None) -> None:
     connection.eval(_MAX_SET, 1, CONTACT_KEY, repr(at if at is not None else time.time()), 3600)
 
 
-def find_abandoned(connection: Redis, queue: Queue, vouched: float | None = None) -> list[Suspect]:
-    """Entries of ``queue``'s StartedJobRegistry whose worker is dead or no longer runs them."""
+def find_abandoned(connection: Redis, queue: Queue, own_contact_since: float | None = None) -> list[Suspect]:
+    """Entries of ``queue``'s StartedJobRegistry whose worker is dead or no longer runs them.
+
+    Ages are taken at the moment the reads began, and nothing is judged when the reads took longer than
+    ``MAX_READ_S`` (Redis stalled meanwhile: heartbeats may have been held up as well).
+    """
+    began = time.time()
     raw = connection.zrange(queue.started_job_registry.key, 0, -1)
     members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
     if not members:
         return []
-    if vouched is None:
-        vouched = vouched_since(connection)
+    vouched = vouched_since(connection, own_contact_since)
     pipe = connection.pipeline(transaction=False)
     for member in members:
         pipe.hgetall(EXECUTION_KEY.format(member))
@@ -186,7 +194,10 @@ def find_abandoned(connection: Redis, queue: Queue, vouched: float | None = None
         pipe.smembers(f"{WORKER_KEY.format(name)}:executions")
     replies = pipe.execute()
     views = {name: _worker_view(replies[2 * i], replies[2 * i + 1]) for i, name in enumerate(workers)}
-    now = time.time()
+    if time.time() - began > MAX_READ_S:
+        log_event("sweep_skipped", level=30, queue=queue.name, reason="redis answered slowly: heartbeats may be late")
+        return []
+    now = began
     suspects = []
     for member, execution in zip(members, executions, strict=True):
         job_id, _ = parse_composite_key(member)
@@ -320,12 +331,11 @@ def sweep_abandoned(
     """
     settings = settings or load_settings()
     names = list(queue_names) if queue_names else [q.name for q in Queue.all(connection=connection)]
-    vouched = vouched_since(connection, own_contact_since)
     recovered: list[str] = []
     for name in names:
         queue = Queue(name, connection=connection)
         count = 0
-        for suspect in find_abandoned(connection, queue, vouched):
+        for suspect in find_abandoned(connection, queue, own_contact_since):
             if requeue_abandoned(connection, queue, suspect, settings.retry_max) == "requeued":
                 recovered.append(suspect.job_id)
                 count += 1

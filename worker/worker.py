@@ -42,7 +42,7 @@ from jobfleet.retry import default_retry
 from jobfleet.settings import Settings, load_settings
 from observability import metrics
 from worker.instance_id import resolve_instance_id
-from worker.recovery import HEARTBEAT_FIELD, Sweeper, sweep_stranded
+from worker.recovery import HEARTBEAT_FIELD, SLOW_BEAT_S, Sweeper, sweep_stranded
 from worker.reliable_queue import ReliableQueue
 from worker.retry_policy import is_permanent, resolve_exception_types
 
@@ -263,9 +263,12 @@ class JobfleetWorker(Worker):
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat; when sent directly and it succeeds, Redis is reachable again."""
+        began = time.monotonic()
         super().heartbeat(timeout, pipeline)
         if pipeline is None and not self.is_horse:
             self._redis_available()
+            if time.monotonic() - began > SLOW_BEAT_S:
+                self.sweeper.contact_failed()  # held up: our beat may look late to others; say so
             self.sweeper.tick()
 
     def _redis_available(self) -> None:
@@ -393,6 +396,7 @@ class JobfleetWorker(Worker):
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while a horse runs; while Redis is away, log and keep watching the horse."""
+        began = time.monotonic()
         try:
             super().maintain_heartbeats(job, execution)
         except REDIS_ERRORS as exc:
@@ -400,6 +404,8 @@ class JobfleetWorker(Worker):
             log_event("heartbeat_failed", level=30, worker=self.name, job_id=job.id,
                       error=f"{type(exc).__name__}: {exc}")
             return
+        if time.monotonic() - began > SLOW_BEAT_S:
+            self.sweeper.contact_failed()
         self.sweeper.tick()
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
