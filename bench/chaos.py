@@ -223,19 +223,23 @@ def run_chaos(
 
 def _whereabouts(client: Redis, job_id: str) -> dict[str, Any]:
     """Where a lost job is: its status, and every queue, intermediate list and registry that holds it."""
-    where = {"id": job_id, "status": (client.hget(f"rq:job:{job_id}", "status") or b"<no hash>").decode()}
+    where = {"id": job_id, "status": _text(client.hget(f"rq:job:{job_id}", "status") or b"<no hash>")}
     for key in client.scan_iter("rq:*"):
-        name = key.decode()
-        kind = client.type(key).decode()
-        if kind == "list" and job_id.encode() in client.lrange(key, 0, -1):
+        name = _text(key)
+        kind = _text(client.type(key))
+        if kind == "list" and job_id in [_text(m) for m in client.lrange(key, 0, -1)]:
             where[name] = "list"
-        elif kind == "zset" and any(m.decode().startswith(job_id) for m in client.zrange(key, 0, -1)):
+        elif kind == "zset" and any(_text(m).startswith(job_id) for m in client.zrange(key, 0, -1)):
             where[name] = "zset"
     return where
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _completions(client: Redis) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in client.hgetall(COMPLETIONS).items()}
+    return {_text(k): int(v) for k, v in client.hgetall(COMPLETIONS).items()}
 
 
 def _wait_drained(client: Redis, queues: tuple[str, ...], jobs: int, timeout: float) -> bool:

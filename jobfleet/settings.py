@@ -107,8 +107,33 @@ def _queues(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+parse_queues = _queues
+"""Parse a comma-separated queue list like ``JOBFLEET_QUEUES`` (ValueError on a bad one); for CLI options too."""
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def _exception_names(raw: str) -> tuple[str, ...]:
+    """Builtin exception names or dotted paths (imported, and checked again, where they are used)."""
+    import builtins
+
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if "." in name:
+            if not _DOTTED.match(name):
+                raise ValueError(f"{name!r} is not a dotted path like package.module.ErrorClass")
+            continue
+        candidate = getattr(builtins, name, None)
+        if not (isinstance(candidate, type) and issubclass(candidate, BaseException)):
+            raise ValueError(f"{name!r} is not a builtin exception; use a dotted path for other classes")
+    return names
+
+
+def _dotted(raw: str) -> str:
+    value = raw.strip()
+    if not _DOTTED.match(value):
+        raise ValueError("expected a dotted path like package.module.ClassName")
+    return value
 
 
 def _path(raw: str) -> Path:
@@ -180,7 +205,7 @@ class Settings:
         "Jitter fraction: each interval is drawn from [(1-j)*d, d].",
     )
     permanent_errors: tuple[str, ...] = _var(
-        "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _names,
+        "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _exception_names,
         "Exception types (dotted or builtin names) that are never retried.",
     )
     result_ttl: int = _var("JOBFLEET_RESULT_TTL", "86400", _int(0), "Seconds a finished job's result is kept.")
@@ -193,7 +218,7 @@ class Settings:
 
     # Workers
     worker_class: str = _var(
-        "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _str, "Worker class run by `python -m worker`."
+        "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _dotted, "Worker class run by `python -m worker`."
     )
     shutdown_deadline: float = _var(
         "JOBFLEET_SHUTDOWN_DEADLINE", "600", _float(0),
