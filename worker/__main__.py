@@ -13,9 +13,11 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -66,6 +68,23 @@ def resolve_worker_class(settings: Settings) -> Any:
     return worker_class
 
 
+def use_host_metrics_dir(port: int) -> Path | None:
+    """Multiprocess metrics by default: without ``PROMETHEUS_MULTIPROC_DIR``, every worker of this host (same
+    user, same port) writes to ``<tmp>/jobfleet-worker-metrics-<uid>-<port>`` and one of them serves the port.
+
+    Only works before prometheus-client is imported (it reads the variable at import); None after that.
+    """
+    existing = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if existing:
+        return Path(existing)
+    if "prometheus_client" in sys.modules:
+        return None
+    directory = Path(tempfile.gettempdir()) / f"jobfleet-worker-metrics-{os.getuid()}-{port}"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
 def _stop_event() -> threading.Event:
     """An event set by SIGTERM/SIGINT (while waiting for Redis, before the worker installs its own handlers)."""
     stop = threading.Event()
@@ -82,6 +101,8 @@ def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     parser.add_argument("--name", default=None, help="worker name (default: random)")
     args = parser.parse_args(argv)
     queues = _queue_list(args.queues) or list(settings.queues)
+    if settings.metrics_port > 0:
+        use_host_metrics_dir(settings.metrics_port)
     worker_class = resolve_worker_class(settings)
     from observability.metrics import start_worker_metrics_server
 
