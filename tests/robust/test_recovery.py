@@ -112,6 +112,7 @@ def test_the_issues_plain_rq_worker_reproduction(redis_url: str, redis: Redis, t
     _plain_worker_case(redis_url, redis, tmp_path, job_s=40, sweep_at=35, interval=60, ttl="30")
 
 
+@pytest.mark.chaos  # the chaos test in `make test` covers a restart too
 def test_no_false_recovery_across_a_redis_restart(own_redis: EmbeddedRedis, tmp_path: Path) -> None:
     """A busy worker cannot beat while Redis is down; after a restart longer than its deadline, neither its
     fellow worker nor a sweep may take the job away from it."""
@@ -133,6 +134,7 @@ def test_no_false_recovery_across_a_redis_restart(own_redis: EmbeddedRedis, tmp_
     assert b"job_recovered" not in (tmp_path / "idle.log").read_bytes()
 
 
+@pytest.mark.chaos
 def test_no_false_recovery_across_a_redis_stall(own_redis: EmbeddedRedis, tmp_path: Path) -> None:
     """Redis frozen (SIGSTOP) longer than the deadline, without a restart: heartbeats are held up, the
     workers notice and publish the outage, and no sweep re-queues the running job."""
