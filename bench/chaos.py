@@ -223,7 +223,9 @@ def run_chaos(
 
 def _whereabouts(client: Redis, job_id: str) -> dict[str, Any]:
     """Where a lost job is: its status, and every queue, intermediate list and registry that holds it."""
-    where = {"id": job_id, "status": _text(client.hget(f"rq:job:{job_id}", "status") or b"<no hash>")}
+    fields = client.hgetall(f"rq:job:{job_id}")
+    where: dict[str, Any] = {"id": job_id, **{_text(k): _text(v)[:80] for k, v in fields.items()
+                                              if _text(k) not in ("data", "description", "meta")}}
     for key in client.scan_iter("rq:*"):
         name = _text(key)
         kind = _text(client.type(key))

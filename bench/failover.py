@@ -16,20 +16,21 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bench.chaos import COMPLETIONS, ROOT, _env, _kill_tree, _text
+from bench.chaos import COMPLETIONS, ROOT, _env, _kill_tree, _text, _whereabouts
 from bench.tcp_proxy import Proxy
 
 
@@ -46,6 +47,7 @@ class FailoverResult:
     unfinished: int
     submit_median_ms: float
     failover_s: float
+    unfinished_detail: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -62,7 +64,8 @@ def _linked(replica: Redis) -> bool:
 
 
 def run_failover(ack_replicas: int = 0, seconds: float = 4.0, workers: int = 2, job_seconds: float = 0.01,
-                 drain_timeout: float = 60.0, rate: float = 25.0, replica_lag_s: float = 0.0) -> FailoverResult:
+                 drain_timeout: float = 60.0, rate: float = 25.0, replica_lag_s: float = 0.0,
+                 keep: Path | None = None) -> FailoverResult:
     """One run: submit ``rate`` jobs/s for ``seconds`` (failover half way), then drain on the promoted replica.
 
     ``replica_lag_s``: the replication link (through its own proxy) stops delivering that long before the
@@ -154,6 +157,8 @@ def run_failover(ack_replicas: int = 0, seconds: float = 4.0, workers: int = 2, 
                 unfinished=sum(1 for k in known if not completions.get(k)),
                 submit_median_ms=round(statistics.median(latencies) * 1000, 3) if latencies else float("nan"),
                 failover_s=round(failover_s, 3),
+                unfinished_detail=[_whereabouts(promoted, job_id) for key, job_id in accepted
+                                   if key in known and not completions.get(key)],
             )
         finally:
             for proc in procs:
@@ -161,6 +166,10 @@ def run_failover(ack_replicas: int = 0, seconds: float = 4.0, workers: int = 2, 
             proxy.close()
             link.close()
             primary.stop()
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                for log in base.glob("w*.log"):
+                    shutil.copy(log, keep / log.name)
             replica.stop()
 
 
