@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_chaos(args.jobs, args.workers, args.duration, args.kill_every, args.job_seconds)
     summary = result.summary()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"params": vars(args) | {"out": str(args.out)}, **summary}, indent=2) + "\n")
+    params = {k: v for k, v in vars(args).items() if k != "out"}
+    args.out.write_text(json.dumps({"params": params, **summary}, indent=2) + "\n")
     print(f"chaos: {summary['jobs']} jobs, {summary['workers']} workers, {summary['kills']} kill -9, "
           f"redis outage {summary['redis_outage_s']} s")
     print(f"  lost {summary['lost']}  duplicated {summary['duplicated']}  dead-lettered {summary['dead_lettered']}  "
