@@ -168,8 +168,8 @@ def run_failover(ack_replicas: int = 0, seconds: float = 4.0, workers: int = 2, 
             primary.stop()
             if keep is not None:
                 keep.mkdir(parents=True, exist_ok=True)
-                for log in base.glob("w*.log"):
-                    shutil.copy(log, keep / log.name)
+                for path in base.glob("w*.log"):
+                    shutil.copy(path, keep / path.name)
             replica.stop()
 
 

@@ -224,7 +224,7 @@ def requeue_abandoned(connection: Redis, queue: Queue, suspect: Suspect, default
                 pipe.zrem(registry_key, suspect.member)
                 pipe.execute()
                 return None
-            status = job.get_status(refresh=False)
+            status: JobStatus | None = job.get_status(refresh=False)
             # QUEUED while registered: the worker died (or a failover lost its writes) after claiming the job
             # and before its horse marked it started: it never ran. Unless it is back on its queue, re-queue it.
             never_ran = status == JobStatus.QUEUED
