@@ -223,7 +223,9 @@ def run_chaos(
 
 def _whereabouts(client: Redis, job_id: str) -> dict[str, Any]:
     """Where a lost job is: its status, and every queue, intermediate list and registry that holds it."""
-    where = {"id": job_id, "status": _text(client.hget(f"rq:job:{job_id}", "status") or b"<no hash>")}
+    fields = client.hgetall(f"rq:job:{job_id}")
+    where: dict[str, Any] = {"id": job_id, **{_text(k): _text(v)[:80] for k, v in fields.items()
+                                              if _text(k) not in ("data", "description", "meta")}}
     for key in client.scan_iter("rq:*"):
         name = _text(key)
         kind = _text(client.type(key))
@@ -311,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_chaos(args.jobs, args.workers, args.duration, args.kill_every, args.job_seconds)
     summary = result.summary()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"params": vars(args) | {"out": str(args.out)}, **summary}, indent=2) + "\n")
+    params = {k: v for k, v in vars(args).items() if k != "out"}
+    args.out.write_text(json.dumps({"params": params, **summary}, indent=2) + "\n")
     print(f"chaos: {summary['jobs']} jobs, {summary['workers']} workers, {summary['kills']} kill -9, "
           f"redis outage {summary['redis_outage_s']} s")
     print(f"  lost {summary['lost']}  duplicated {summary['duplicated']}  dead-lettered {summary['dead_lettered']}  "

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -33,7 +33,9 @@ def connection_kwargs(settings: Settings, url: str | None = None) -> dict[str, A
         "socket_connect_timeout": settings.redis_connect_timeout,
         "health_check_interval": 30,
         "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), settings.redis_retries),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionResetError],
+        # ReadOnlyError: a failover demoted the node this connection reached; reconnect (DNS follows).
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionResetError,
+                           ReadOnlyError],
     }
     password = settings.redis_password or _password_from_ssm(settings)
     if password:
@@ -74,7 +76,7 @@ def _password_from_ssm(settings: Settings) -> str | None:
 REDIS_UNREACHABLE_EXIT = 3
 """Exit status of every jobfleet command that gives up because Redis cannot be reached (bad input: 2)."""
 REDIS_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionResetError,
+    RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionResetError, ReadOnlyError,
 )
 
 
@@ -128,6 +130,8 @@ def wait_for_redis(
     while not stop.is_set():
         try:
             client.ping()
+            if client.info("replication").get("role") not in (None, "master"):
+                raise ReadOnlyError("it is a read-only replica (waiting for a primary)")
         except REDIS_ERRORS as exc:
             attempt += 1
             delay = backoff_delay(attempt, cap)

@@ -208,6 +208,15 @@ class Settings:
         "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _exception_names,
         "Exception types (dotted or builtin names) that are never retried.",
     )
+    submit_ack_replicas: int = _var(
+        "JOBFLEET_SUBMIT_ACK_REPLICAS", "0", _int(0, 5),
+        "Acknowledged submit: replicas that must confirm a job (Redis `WAIT`) before `submit` returns; "
+        "0 = asynchronous replication (a failover can lose the last jobs).",
+    )
+    submit_ack_timeout_ms: int = _var(
+        "JOBFLEET_SUBMIT_ACK_TIMEOUT_MS", "1000", _int(1, 60000),
+        "How long an acknowledged submit waits for its replicas before raising `NotReplicatedError`.",
+    )
     result_ttl: int = _var("JOBFLEET_RESULT_TTL", "86400", _int(0), "Seconds a finished job's result is kept.")
     failure_ttl: int = _var(
         "JOBFLEET_FAILURE_TTL", "604800", _int(1), "Seconds a failed job stays in the dead-letter registry."

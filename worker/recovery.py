@@ -224,12 +224,23 @@ def requeue_abandoned(connection: Redis, queue: Queue, suspect: Suspect, default
                 pipe.zrem(registry_key, suspect.member)
                 pipe.execute()
                 return None
-            if job.get_status(refresh=False) != JobStatus.STARTED:
+            status: JobStatus | None = job.get_status(refresh=False)
+            # QUEUED while registered: the worker died (or a failover lost its writes) after claiming the job
+            # and before its horse marked it started: it never ran. Unless it is back on its queue, re-queue it.
+            never_ran = status == JobStatus.QUEUED
+            if never_ran:
+                pipe.watch(queue.key)
+                if pipe.lpos(queue.key, suspect.job_id) is not None:
+                    never_ran = False
+                    status = None
+            if status != JobStatus.STARTED and not never_ran:
                 pipe.multi()
                 pipe.zrem(registry_key, suspect.member)
                 pipe.execute()
                 return None
             retries_left = default_retries if job.retries_left is None else job.retries_left
+            if never_ran:
+                retries_left += 1  # claiming it was not an attempt
             pipe.multi()
             pipe.zrem(registry_key, suspect.member)
             pipe.delete(EXECUTION_KEY.format(suspect.member))

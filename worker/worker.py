@@ -21,8 +21,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 from rq import Queue, Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, StopRequested
@@ -48,7 +48,7 @@ from worker.retry_policy import is_permanent, resolve_exception_types
 
 ATTEMPT_FIELD = "jf_attempt"
 PR_SET_PDEATHSIG = 1
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)  # ReadOnlyError: a failover demoted it
 
 
 class JobLost(Exception):

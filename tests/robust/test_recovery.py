@@ -158,3 +158,30 @@ def test_no_false_recovery_across_a_redis_stall(own_redis: EmbeddedRedis, tmp_pa
         assert int(redis.get("stalled") or 0) == 1
     for log in ("idle.log", "busy.log", "sweep.log"):
         assert b"job_recovered" not in (tmp_path / log).read_bytes(), log
+
+
+def test_a_claimed_job_whose_horse_never_marked_it_started_is_requeued_not_dropped(redis: Redis) -> None:
+    """Worker killed (or its writes lost in a failover) between registering the job and the horse marking
+    it started: the job is QUEUED, registered, on no queue. The sweep used to drop the registry entry,
+    losing the job; it must put it back, without using up a retry (it never ran)."""
+    from rq.executions import Execution
+    from rq.utils import now as utcnow
+    from rq.utils import utcformat
+
+    settings = load_settings({})
+    job = submit("jobfleet.demo.jobs.noop", connection=redis, settings=settings)
+    queue = Queue("default", connection=redis)
+    assert queue.job_ids == [job.id]
+    redis.lrem(queue.key, 0, job.id)  # dequeued...
+    with redis.pipeline() as pipe:  # ... and claimed by worker "gone", which then died
+        Execution.create(job, 60, pipeline=pipe, worker_name="gone")
+        pipe.execute()
+    redis.hset("rq:worker:gone", mapping={"last_heartbeat": utcformat(utcnow()), "death": utcformat(utcnow()),
+                                          HEARTBEAT_FIELD: 1})  # it registered its death: proof at any uptime
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
+    retries = job.retries_left
+    recovered = sweep_abandoned(redis, ["default"], settings)
+    assert recovered == [job.id]
+    assert queue.job_ids == [job.id]
+    assert job.get_status(refresh=True) == JobStatus.QUEUED and job.retries_left == retries
+    assert sweep_abandoned(redis, ["default"], settings) == []  # and only once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -112,3 +113,41 @@ def test_bad_worker_settings_and_queues_get_one_line_and_exit_2(
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jobfleet: ") and needle in lines[0], result.stderr
+
+
+def test_sigterm_while_waiting_for_redis_exits_0(tmp_path: Path) -> None:
+    env = worker_env(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    log = tmp_path / "w.log"
+    proc = spawn(["-m", "worker"], env, log)
+    try:
+        wait_for(lambda: _lines(log, "redis_waiting") >= 1, 30, what="waiting")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_worker_pointed_at_a_read_only_replica_waits_for_its_promotion(tmp_path: Path) -> None:
+    """After a failover the endpoint may briefly reach a demoted node: a starting worker waits for a primary."""
+    primary = EmbeddedRedis(tmp_path / "primary").start()
+    replica = EmbeddedRedis(tmp_path / "replica").start()
+    env = worker_env(replica.url, tmp_path)
+    log = tmp_path / "w.log"
+    proc = None
+    try:
+        client = Redis.from_url(replica.url)
+        client.execute_command("REPLICAOF", "127.0.0.1", primary.port)
+        wait_for(lambda: client.info("replication").get("master_link_status") == "up", 20, what="replica link")
+        proc = spawn(["-m", "worker", "--name", "follower"], env, log)
+        wait_for(lambda: _lines(log, "read-only replica") >= 2, 30, what="waits on the replica")
+        assert proc.poll() is None and "Traceback" not in log.read_text()
+        client.execute_command("REPLICAOF", "NO", "ONE")
+        wait_for(lambda: [w.name for w in Worker.all(connection=client)] == ["follower"], 30, what="registers")
+        job = submit("jobfleet.demo.jobs.noop", connection=client, settings=load_settings(env))
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, 30, what="job runs")
+    finally:
+        if proc is not None:
+            stop(proc)
+        primary.stop()
+        replica.stop()
