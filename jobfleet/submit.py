@@ -33,6 +33,7 @@ from rq.job import Dependency, Job, JobStatus
 from rq.utils import get_call_string, import_attribute, now, utcformat
 
 from jobfleet import enqueue_script, tenants
+from jobfleet.ack import acknowledge
 from jobfleet.connection import redis_connection
 from jobfleet.errors import SubmitError
 from jobfleet.retry import backoff_intervals, default_retry
@@ -438,6 +439,7 @@ def submit(
     on_failure: Any = None,
     on_stopped: Any = None,
     at_front: bool = False,
+    ack_replicas: int | None = None,
     connection: Redis | None = None,
     settings: Settings | None = None,
 ) -> Job:
@@ -450,7 +452,10 @@ def submit(
     ``JOBFLEET_IDEMPOTENCY_TTL`` returns the same job, never a duplicate; ``job_id``; ``meta`` (a dict kept
     with the job); ``description``; ``result_ttl``/``failure_ttl``/``ttl`` in seconds; ``on_success``/
     ``on_failure``/``on_stopped`` RQ callbacks (a function, its dotted path or an ``rq.Callback``);
-    ``at_front``. ``connection``/``settings`` override the process-wide client. Raises SubmitError on bad input.
+    ``at_front``; ``ack_replicas``: wait (``WAIT``) until that many replicas hold the job, default
+    ``JOBFLEET_SUBMIT_ACK_REPLICAS`` (0: do not wait; ``jobfleet.ack.NotReplicatedError`` when they do not
+    confirm in time). ``connection``/``settings`` override the process-wide client. Raises SubmitError on bad
+    input.
     """
     settings, conn = _resolve(connection, settings)
     spec = _spec(
@@ -459,6 +464,12 @@ def submit(
         result_ttl=result_ttl, failure_ttl=failure_ttl, ttl=ttl, on_success=on_success, on_failure=on_failure,
         on_stopped=on_stopped, at_front=at_front,
     )
+    job = _write_one(conn, settings, spec)
+    acknowledge(conn, settings, job.id, ack_replicas)
+    return job
+
+
+def _write_one(conn: Redis, settings: Settings, spec: _Spec) -> Job:
     rq_queue = _queue(conn, spec.rq_queue)
     with producer_span(spec.queue, spec.job_id, spec.path) as carrier:
         job = _rq_job(spec, rq_queue, carrier)
@@ -555,6 +566,7 @@ def submit_many(
     connection: Redis | None = None,
     settings: Settings | None = None,
     chunk_size: int = 500,
+    ack_replicas: int | None = None,
 ) -> list[str]:
     """Enqueue many jobs in one pipeline; returns their ids in order (existing ids for repeated keys).
 
@@ -657,6 +669,7 @@ def submit_many(
                     result[index] = _enqueue_once(conn, queue, job, spec, settings.idempotency_ttl).id
     for index, first in duplicate_of.items():
         result[index] = result[first]
+    acknowledge(conn, settings, None, ack_replicas)  # one WAIT covers every write of the batch
     return result
 
 
