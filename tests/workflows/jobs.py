@@ -1,16 +1,13 @@
-"""Job functions of the workflow tests: they record what ran, in order, in Redis."""
+"""Job functions of the workflow tests: they append what ran, in order, to a Redis list ``log``."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from redis import Redis
 from rq import get_current_job
 
 from jobfleet.workflows import current_array_index
-
-LOG = "test:wf:log"
 
 
 def _redis() -> Redis:
@@ -19,61 +16,76 @@ def _redis() -> Redis:
     return job.connection
 
 
-def record(name: str, sleep: float = 0.0) -> str:
-    """Append ``name`` to the run log (after an optional sleep)."""
+def record(log: str, name: str, sleep: float = 0.0) -> str:
+    """Append ``name`` to ``log`` (after an optional sleep)."""
     if sleep:
         time.sleep(sleep)
-    _redis().rpush(LOG, name)
+    _redis().rpush(log, name)
     return name
 
 
-def child(index: int, name: str = "c", sleep: float = 0.0) -> int:
-    """An array child: record ``name:index`` and check that the helper agrees with the argument."""
-    assert current_array_index() == index
+def child(index: int, log: str, name: str = "c", sleep: float = 0.0) -> int:
+    """An array child: append ``name:index``; fails if the helper disagrees with the argument."""
+    if current_array_index() != index:
+        raise AssertionError(f"current_array_index() = {current_array_index()} but the argument is {index}")
     if sleep:
         time.sleep(sleep)
-    _redis().rpush(LOG, f"{name}:{index}")
+    _redis().rpush(log, f"{name}:{index}")
     return index
 
 
-def fail(name: str = "boom") -> None:
-    """Record, then fail."""
-    _redis().rpush(LOG, name)
+def fail(log: str, name: str = "boom") -> None:
+    """Append, then fail."""
+    _redis().rpush(log, name)
     raise RuntimeError(f"{name} failed on purpose")
 
 
-def fail_child(index: int, bad: list[int]) -> int:
+def fail_some(index: int, log: str, bad: list[int]) -> int:
     """An array child that fails when its index is in ``bad``."""
-    _redis().rpush(LOG, f"c:{index}")
+    _redis().rpush(log, f"c:{index}")
     if index in bad:
         raise RuntimeError(f"child {index} fails on purpose")
     return index
 
 
-def flaky(name: str, failures: int) -> str:
+def flaky(log: str, name: str, failures: int) -> str:
     """Fail the first ``failures`` attempts (counted in Redis), then succeed."""
     conn = _redis()
-    attempt = int(conn.incr(f"test:wf:attempts:{name}"))
-    conn.rpush(LOG, f"{name}#{attempt}")
+    attempt = int(conn.incr(f"{log}:attempts:{name}"))
+    conn.rpush(log, f"{name}#{attempt}")
     if attempt <= failures:
         raise RuntimeError(f"{name} attempt {attempt} fails")
     return name
 
 
-def stamp(index: int) -> float:
-    """Return when it ended (the scheduling-delay benchmark reads it)."""
-    return time.time()
+def fail_unless_flag(log: str, name: str) -> str:
+    """Fail until the Redis key ``<log>:fixed`` exists (a 'bug fixed, retry it' scenario)."""
+    conn = _redis()
+    conn.rpush(log, name)
+    if not conn.exists(f"{log}:fixed"):
+        raise RuntimeError(f"{name}: not fixed yet")
+    return name
 
 
 def noop(*args: object, **kwargs: object) -> None:
     """Do nothing."""
 
 
+def stamp(*args: object) -> float:
+    """Return when it ended (the scheduling-delay benchmark reads it)."""
+    return time.time()
+
+
 def on_end(workflow_id: str) -> None:
-    """A workflow callback: record that it ran."""
-    _redis().rpush(LOG, f"callback:{workflow_id}")
+    """A workflow callback: append to the log named after the workflow."""
+    _redis().rpush(f"callbacks:{workflow_id}", "end")
 
 
-def pid() -> int:
-    """The worker process id."""
-    return os.getpid()
+def on_success(workflow_id: str) -> None:
+    """A workflow callback."""
+    _redis().rpush(f"callbacks:{workflow_id}", "success")
+
+
+def on_failure(workflow_id: str) -> None:
+    """A workflow callback."""
+    _redis().rpush(f"callbacks:{workflow_id}", "failure")
