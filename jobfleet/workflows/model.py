@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from jobfleet.errors import SubmitError
+
 NODE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NODE_ID_PATTERN = NODE_ID_RE.pattern
 WORKFLOW_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -38,7 +40,7 @@ TERMINAL = ("succeeded", "failed", "canceled")
 Policy = Literal["fail", "skip", "continue"]
 
 
-class WorkflowError(ValueError):
+class WorkflowError(SubmitError):
     """An invalid workflow definition; the message names the node(s) and the problem(s)."""
 
 
