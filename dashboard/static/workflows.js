@@ -4,7 +4,7 @@
 
 (() => {
   const REFRESH_MS = 2000;
-  const TASKS_PAGE = 50;
+  const TASKS_PAGE = 20;
   const SVG_NS = "http://www.w3.org/2000/svg";
   const FUNC_RE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
   const QUEUE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
