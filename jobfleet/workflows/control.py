@@ -51,15 +51,16 @@ def retry_workflow(conn: Redis, wid: str) -> dict[str, Any]:
                 live = {f for f in running if job_status.get(f) in LIVE_JOB_STATES}
                 done: dict[int, set[int]] = {}
                 for f, s in states.items():
-                    if s == "s" or f in live:
+                    if s == "s":
                         n, i = (int(x) for x in f.split(":"))
                         done.setdefault(n, set()).add(i)
-                # live running tasks count as done for planning, so nothing waits on them twice; they
-                # release their dependents themselves when they end.
+                # live running tasks are not done: their dependents keep waiting for them, and their own
+                # END (state 'r' is kept) releases those dependents; they are not pushed again either.
                 plans = plan(nodes, done)
                 succeeded = sum(1 for s in states.values() if s == "s")
                 total = sum(p.size for p in nodes)
-                to_run = [(p.index, i) for p, st in zip(nodes, plans, strict=True) for i in st.ready]
+                to_run = [(p.index, i) for p, st in zip(nodes, plans, strict=True) for i in st.ready
+                          if f"{p.index}:{i}" not in live]
                 queued_jobs = _job_states(conn, wid, [f"{n}:{i}" for n, i in to_run])
                 in_queue = {f for f, v in queued_jobs.items() if v == JobStatus.QUEUED.value}
                 old_status = _text(pipe.hget(wkey, "status") or b"")

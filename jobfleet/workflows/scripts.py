@@ -212,6 +212,18 @@ if st == 's' or st == 'f' or st == 'c' then return {'duplicate', redis.call('HGE
 local N = nkey(n)
 local from, from_w = 'q', 'queued'
 if st == 'r' then from, from_w = 'r', 'running' end
+if outcome == 'retry' and terminal(redis.call('HGET', W, 'status')) then
+  -- the workflow ended meanwhile: the retry will not run, the task counts as canceled
+  redis.call('HSET', S, f, 'c')
+  if from == 'r' then  -- (a waiting task was already counted canceled when the workflow ended)
+    redis.call('HINCRBY', W, 'running', -1)
+    redis.call('HINCRBY', W, 'canceled', 1)
+    redis.call('HINCRBY', N, 'r', -1)
+    redis.call('HINCRBY', N, 'c', 1)
+    redis.call('HINCRBY', N, 'left', -1)
+  end
+  return {'canceled', redis.call('HGET', W, 'status')}
+end
 if outcome == 'retry' then
   if from == 'r' then
     redis.call('HDEL', S, f)

@@ -26,7 +26,7 @@ def _entries(redis: Redis, log: str) -> list[str]:
 def test_kill_9_of_a_worker_mid_workflow_ends_succeeded_with_every_task_run(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
-    env = worker_env(redis_url, tmp_path)
+    env = worker_env(redis_url, tmp_path, JOBFLEET_WORKER_TTL="4")  # a dead worker is noticed within seconds
     settings = load_settings(env)
     log = "log:k9"
     wf = Workflow("k9", [
@@ -84,8 +84,8 @@ def test_a_workflow_run_partly_by_plain_rq_workers_completes(redis_url: str, red
     settings = load_settings(env)
     log = "log:mixed"
     wf = Workflow("mixed", [
-        array("a", f"{J}.child", size=30, args=[log], kwargs={"sleep": 0.05}),
-        array("b", f"{J}.child", size=30, depends="N_TO_N", depends_on=["a"], args=[log, "b"]),
+        array("a", f"{J}.child", size=12, args=[log], kwargs={"sleep": 0.1}),
+        array("b", f"{J}.child", size=12, depends="N_TO_N", depends_on=["a"], args=[log, "b"]),
         task("join", f"{J}.record", args=[log, "join"], depends_on=["b"]),
     ])
     wid = submit_workflow(wf, connection=redis, settings=settings).id
@@ -93,6 +93,6 @@ def test_a_workflow_run_partly_by_plain_rq_workers_completes(redis_url: str, red
         status = wait_end(redis, wid, timeout=90)
     assert status["status"] == "succeeded", status
     workers = {(redis.hget(f"rq:job:{wid}-{n}-{i}", "worker_name") or b"").decode()
-               for n, size in ((0, 30), (1, 30)) for i in range(size)}
+               for n, size in ((0, 12), (1, 12)) for i in range(size)}
     assert "jf" in workers and "plain-0" in workers, workers
     assert _entries(redis, log)[-1] == "join"
