@@ -26,7 +26,7 @@ def _entries(redis: Redis, log: str) -> list[str]:
 def test_kill_9_of_a_worker_mid_workflow_ends_succeeded_with_every_task_run(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
-    env = worker_env(redis_url, tmp_path, JOBFLEET_WORKER_TTL="4")  # a dead worker is noticed within seconds
+    env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
     log = "log:k9"
     wf = Workflow("k9", [
