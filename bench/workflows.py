@@ -151,7 +151,7 @@ def delays(client: Redis, ids: list[str], dag: list[list[int]]) -> list[float]:
     return [d for d in out if d == d]
 
 
-def end_to_end_array(server: EmbeddedRedis, size: int, workers: int) -> dict[str, float]:
+def end_to_end_array(server: EmbeddedRedis, size: int, workers: int) -> dict[str, float | None]:
     client = Redis.from_url(server.url)
     client.flushall()
     submit_s, wid = _timed(lambda: submit_array_ours(client, size))

@@ -58,16 +58,18 @@ def _out(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _node_status(node: dict[str, Any]) -> str:
+    """One word for a node: failed (past its threshold), canceled (skipped or cut short), succeeded, running,
+    queued."""
     counts = node["counts"]
     if node["failed"]:
         return "failed"
-    if node["skipped"] or counts["canceled"] == node["size"]:
+    if counts["queued"] or counts["running"]:
+        if node["skipped"] and not counts["running"]:
+            return "canceled"
+        return "running" if counts["running"] or counts["succeeded"] or counts["failed"] else "queued"
+    if node["skipped"] or counts["canceled"]:
         return "canceled"
-    if counts["running"]:
-        return "running"
-    if counts["queued"] == 0:
-        return "succeeded" if counts["failed"] == 0 or counts["succeeded"] else "failed"
-    return "running" if counts["succeeded"] or counts["failed"] else "queued"
+    return "succeeded"
 
 
 def router(redis: Redis, settings: Settings, write: Sequence[Any]) -> APIRouter:

@@ -30,7 +30,10 @@ def task_failed(job: Job, connection: Redis, exc_type: type[BaseException] | Non
     parsed = store.parse_task_id(job.id)
     if parsed is None:
         return
-    will_retry = bool(job.retries_left and job.retries_left > 0) and not _permanent(exc_type)
+    permanent = _permanent(exc_type)
+    if permanent:
+        job.retries_left = 0  # RQ's failure handling (it runs after this callback) must not retry it either
+    will_retry = bool(job.retries_left and job.retries_left > 0)
     store.end_task(connection, *parsed, "retry" if will_retry else "f")
 
 
