@@ -151,3 +151,26 @@ def test_shell_task_gets_its_environment_and_exit_codes_decide_retries(fleet: Fl
     assert failed.get_status() == "failed"
     assert failed.number_of_retries in (None, 0)  # exit code 3 is not in the retry rules
     assert "exited with code 3" in (failed.latest_result().exc_string or "")
+
+
+def test_cancel_stops_running_tasks_and_drops_waiting_ones(fleet: Fleet) -> None:
+    from rq.job import Job
+
+    from jobfleet.workflows import cancel_workflow
+    from tests.worker.helpers import wait_for
+
+    log = fleet.log()
+    wf = Workflow("cancel", [
+        task("long", f"{J}.record", args=[log, "long", 60]),
+        task("after", f"{J}.record", args=[log, "after"], depends_on=["long"]),
+    ])
+    wid = _submit(fleet, wf)
+    wait_for(lambda: fleet.redis.hget(f"rq:job:{wid}-0-0", "status") == b"started", 30, what="long task start")
+    result = cancel_workflow(fleet.redis, wid)
+    assert result["status"] == "canceled" and result["stopped"] == [f"{wid}-0-0"]
+    status = fleet.wait_end(wid)
+    assert status["status"] == "canceled"
+    assert status["counts"] == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "canceled": 2}
+    wait_for(lambda: Job.fetch(f"{wid}-0-0", connection=fleet.redis).get_status() in ("stopped", "failed"), 20,
+             what="the running task stopped")
+    assert fleet.entries(log) == []
