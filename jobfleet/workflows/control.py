@@ -76,6 +76,7 @@ def retry_workflow(conn: Redis, wid: str) -> dict[str, Any]:
                 if old_status != new_status:
                     pipe.zrem(store.index_key(old_status), wid)
                     pipe.zadd(store.index_key(new_status), {wid: created})
+                pipe.persist(wkey)  # an ended workflow's record had a TTL (JOBFLEET_WORKFLOW_TTL)
                 pipe.delete(skey)
                 keep: dict[Any, Any] = {f: s for f, s in states.items() if s == "s" or f in live}
                 if keep:
@@ -83,6 +84,8 @@ def retry_workflow(conn: Redis, wid: str) -> dict[str, Any]:
                 for p, st in zip(nodes, plans, strict=True):
                     ok = len([1 for f, s in keep.items() if s == "s" and f.startswith(f"{p.index}:")])
                     run = len([1 for f in live if f.startswith(f"{p.index}:")])
+                    pipe.persist(store.node_key(wid, p.index))
+                    pipe.persist(f"{wkey}:tpl:{p.index}")
                     pipe.hset(store.node_key(wid, p.index), mapping={
                         "q": p.size - ok - run, "r": run, "s": ok, "f": 0, "c": 0, "left": p.size - ok,
                         "gate": st.gate, "done": int(ok == p.size), "skip": 0, "bad": 0,

@@ -92,9 +92,22 @@ local function cancel_waiting()
 end
 
 local BUCKETS = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400}
+local function expire_record()
+  local ttl = num(redis.call('HGET', W, 'ttl'))
+  if ttl <= 0 then return end
+  redis.call('EXPIRE', W, ttl)
+  redis.call('EXPIRE', S, ttl)
+  for n = 0, num(redis.call('HGET', W, 'nodes')) - 1 do
+    redis.call('EXPIRE', nkey(n), ttl)
+    redis.call('EXPIRE', W .. ':p:' .. n, ttl)
+    redis.call('EXPIRE', W .. ':tpl:' .. n, ttl)
+  end
+end
+
 local function end_workflow(final)
   set_status(final)
   redis.call('HSET', W, 'ended_at', NOW)
+  expire_record()
   local duration = math.max(0, NOW - num(redis.call('HGET', W, 'created_at')))
   local bucket = '+Inf'
   for _, b in ipairs(BUCKETS) do if duration <= b then bucket = tostring(b) break end end

@@ -140,7 +140,14 @@ def list_workflows(conn: Redis, status: str | None, offset: int, limit: int) -> 
         for wid in ids:
             pipe.hmget(wf_key(_text(wid) or ""), SUMMARY_FIELDS)
         rows = pipe.execute()
-    return [s for s in (_summary(r) for r in rows) if s is not None], int(total)
+    summaries = [_summary(r) for r in rows]
+    gone = [wid for wid, s in zip(ids, summaries, strict=True) if s is None]
+    if gone:  # records past JOBFLEET_WORKFLOW_TTL: drop their index entries (lazily, O(page))
+        with conn.pipeline(transaction=False) as pipe:
+            for status_key in [index_key(), *(index_key(s) for s in STATUSES)]:
+                pipe.zrem(status_key, *gone)
+            pipe.execute()
+    return [s for s in summaries if s is not None], int(total) - len(gone)
 
 
 def _node_sizes(spec: dict[str, Any]) -> list[int]:

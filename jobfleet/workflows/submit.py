@@ -177,7 +177,7 @@ def _write(pipe: Any, wid: str, wf: Workflow, spec: dict[str, Any], nodes: list[
         "id": wid, "name": wf.name, "tenant": wf.tenant or "", "queue": wf.queue, "status": "queued",
         "created_at": repr(created), "started_at": "", "ended_at": "", "total": total, "queued": total,
         "running": 0, "succeeded": 0, "failed": 0, "canceled": 0, "error": "", "nodes": len(nodes),
-        "spec": json.dumps(spec), "fingerprint": fp, "cb_qkey": cb_queue,
+        "spec": json.dumps(spec), "fingerprint": fp, "cb_qkey": cb_queue, "ttl": settings.workflow_ttl,
         **{f"cb_{kind}": f"{wid}-cb-{kind}" for kind in callbacks},
     })
     pipe.zadd(store.index_key(), {wid: created})

@@ -107,9 +107,11 @@ def test_retry_and_cancel(api: TestClient, redis: Redis) -> None:
     failed = api.get(f"/api/v1/jobs/{wid}").json()
     assert failed["status"] == "failed"
     assert failed["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1, "canceled": 1}
+    assert 0 < redis.ttl(f"jobfleet:wf:{wid}") <= 604800  # ended: kept for JOBFLEET_WORKFLOW_TTL
     redis.set("log:r:fixed", 1)
     retried = api.post(f"/api/v1/jobs/{wid}/retry").json()
     assert retried == {"id": wid, "status": "running", "requeued": 2}
+    assert redis.ttl(f"jobfleet:wf:{wid}") == -1 and redis.ttl(f"jobfleet:wf:{wid}:n:1") == -1
     burst(redis)
     assert api.get(f"/api/v1/jobs/{wid}").json()["status"] == "succeeded"
     assert [v.decode() for v in redis.lrange("log:r", 0, -1)] == ["a", "b", "b", "c"]  # a is not re-run
@@ -169,3 +171,24 @@ def test_concurrent_posts_with_one_idempotency_key_make_one_workflow(
     other = {**DIAMOND, "name": "something else"}
     conflict = httpx.post(f"{url}/api/v1/jobs", json=other, headers={"Idempotency-Key": "same"}, timeout=30)
     assert conflict.status_code == 422 and "different request body" in conflict.json()["error"]
+
+
+def test_ended_workflows_expire_and_leave_the_listing(settings: Settings, redis: Redis) -> None:
+    import time
+
+    short = Settings(**{**settings.__dict__, "workflow_ttl": 1})
+    with TestClient(create_app(short)) as client:
+        body = {"tasks": [{"id": "a", "func": f"{J}.noop"}]}
+        ended = client.post("/api/v1/jobs", json=body).json()["id"]
+        burst(redis)
+        waiting = client.post("/api/v1/jobs", json=body).json()["id"]
+        assert redis.ttl(f"jobfleet:wf:{waiting}") == -1  # a workflow that has not ended is kept
+        deadline = time.monotonic() + 15
+        while redis.exists(f"jobfleet:wf:{ended}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert redis.zcard("jobfleet:wf:index") == 2  # the index entry goes on the next read of its page
+        listing = client.get("/api/v1/jobs").json()
+        assert [j["id"] for j in listing["jobs"]] == [waiting] and listing["total"] == 1
+        assert client.get(f"/api/v1/jobs/{ended}").status_code == 404
+        assert redis.zcard("jobfleet:wf:index") == 1 and redis.zcard("jobfleet:wf:index:succeeded") == 0
+        assert not redis.keys(f"jobfleet:wf:{ended}*")
