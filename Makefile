@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
 SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
 
-.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos clean
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos bench-workflows clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-latency: setup
 
 bench-autoscale: setup
 	$(PY) -m bench.autoscale
+
+bench-workflows: setup
+	$(PY) -m bench.workflows $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

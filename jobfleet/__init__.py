@@ -12,16 +12,34 @@ from jobfleet.errors import PermanentError, SubmitError
 from jobfleet.progress import get_progress, report_progress
 from jobfleet.settings import Settings, SettingsError, load_settings
 from jobfleet.submit import get_job, submit, submit_many
+from jobfleet.workflows import (
+    RetrySpec,
+    Workflow,
+    WorkflowError,
+    array,
+    current_array_index,
+    get_workflow,
+    submit_workflow,
+    task,
+)
 
 __all__ = [
     "PermanentError",
+    "RetrySpec",
     "Settings",
     "SettingsError",
     "SubmitError",
+    "Workflow",
+    "WorkflowError",
+    "array",
+    "current_array_index",
     "get_job",
     "get_progress",
+    "get_workflow",
     "load_settings",
     "report_progress",
     "submit",
     "submit_many",
+    "submit_workflow",
+    "task",
 ]

@@ -21,6 +21,7 @@ commands:
   autoscaler   run the autoscaler daemon (python -m autoscaler)
   dashboard    serve the dashboard and REST API (python -m dashboard)
   submit       submit a job: jobfleet submit pkg.module.func [ARG ...] [--queue Q] [--key K]
+               or a workflow file: jobfleet submit workflow.yaml [--key K] [--wait]
   dlq          list or re-queue dead-lettered jobs: jobfleet dlq list|requeue|requeue-all
   sweep        recover jobs whose worker died: jobfleet sweep [--loop]
   settings     print the configuration table (--check validates the environment)
@@ -62,6 +63,15 @@ def _dashboard(argv: Sequence[str]) -> int:
     return main(list(argv), prog="jobfleet dashboard")
 
 
+def _submit(argv: Sequence[str]) -> int:
+    from jobfleet.workflows.cli import is_workflow_file
+    from jobfleet.workflows.cli import main as submit_file
+
+    if argv and is_workflow_file(argv[0]):
+        return submit_file(argv)
+    return _worker_command("submit")(argv)
+
+
 def _settings(argv: Sequence[str]) -> int:
     from jobfleet.settings import main
 
@@ -73,7 +83,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "worker": _worker,
     "autoscaler": _autoscaler,
     "dashboard": _dashboard,
-    "submit": _worker_command("submit"),
+    "submit": _submit,
     "dlq": _worker_command("dlq"),
     "sweep": _worker_command("sweep"),
     "settings": _settings,

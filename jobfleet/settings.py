@@ -224,6 +224,10 @@ class Settings:
     idempotency_ttl: int = _var(
         "JOBFLEET_IDEMPOTENCY_TTL", "86400", _int(1), "Seconds an idempotency key maps to its job id."
     )
+    workflow_ttl: int = _var(
+        "JOBFLEET_WORKFLOW_TTL", "604800", _int(0),
+        "Seconds an ended workflow's record (status, counts, graph, task states) is kept; 0 = forever.",
+    )
 
     # Workers
     worker_class: str = _var(
