@@ -44,10 +44,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.callbacks import execute_failure_callback
+from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
+from rq.timeouts import TimerDeathPenalty
 from rq.utils import parse_composite_key, utcparse
 
 from jobfleet.logs import log_event
@@ -260,7 +262,17 @@ def requeue_abandoned(connection: Redis, queue: Queue, suspect: Suspect, default
             return None  # it finished, or another sweeper took it
     log_event("job_recovered", level=30, job_id=suspect.job_id, queue=queue.name, outcome=outcome,
               reason=suspect.reason, worker=suspect.worker, retries_left=job.retries_left)
+    if outcome == "dead-lettered":
+        _run_failure_callback(job, message)
     return outcome
+
+
+def _run_failure_callback(job: Job, message: str) -> None:
+    """Run a dead-lettered job's RQ failure callback, as RQ's own registry cleanup does (workflows rely on it)."""
+    try:
+        execute_failure_callback(job, TimerDeathPenalty, AbandonedJobError, AbandonedJobError(message), None)
+    except Exception as exc:  # a failing callback must not stop the sweep
+        log_event("failure_callback_failed", level=40, job_id=job.id, error=f"{type(exc).__name__}: {exc}")
 
 
 # KEYS: intermediate list, queue, started registry, job hash, first-seen marker; ARGV: job id, its MATCH pattern.

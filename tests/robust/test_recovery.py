@@ -185,3 +185,26 @@ def test_a_claimed_job_whose_horse_never_marked_it_started_is_requeued_not_dropp
     assert queue.job_ids == [job.id]
     assert job.get_status(refresh=True) == JobStatus.QUEUED and job.retries_left == retries
     assert sweep_abandoned(redis, ["default"], settings) == []  # and only once
+
+
+def test_a_dead_lettered_abandoned_job_runs_its_failure_callback(redis: Redis) -> None:
+    """RQ's own registry cleanup runs the failure callback of an abandoned job; the sweep must too, or a
+    workflow task whose worker died on its last attempt would stay 'running' forever."""
+    from rq.executions import Execution
+    from rq.utils import now as utcnow
+    from rq.utils import utcformat
+
+    settings = load_settings({})
+    job = submit("jobfleet.demo.jobs.noop", retry=None, on_failure="tests.jobfleet.jobs.on_failure_mark",
+                 connection=redis, settings=settings)
+    queue = Queue("default", connection=redis)
+    redis.lrem(queue.key, 0, job.id)
+    with redis.pipeline() as pipe:
+        Execution.create(job, 60, pipeline=pipe, worker_name="gone")
+        pipe.execute()
+    job.set_status(JobStatus.STARTED)
+    redis.hset("rq:worker:gone", mapping={"last_heartbeat": utcformat(utcnow()), "death": utcformat(utcnow()),
+                                          HEARTBEAT_FIELD: 1})
+    assert sweep_abandoned(redis, ["default"], settings) == []  # dead-lettered, not re-queued
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert redis.lrange("test:callbacks", 0, -1) == [f"failure:{job.id}".encode()]
