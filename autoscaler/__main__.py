@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") 
     if settings.autoscaler_metrics_port > 0:
         from observability.queue_collector import register_queue_collector
 
-        register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait)
+        register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait or None)
         metrics.serve_metrics(settings.autoscaler_metrics_port, addr="0.0.0.0")
     stop = threading.Event()
 

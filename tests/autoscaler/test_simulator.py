@@ -28,7 +28,7 @@ def test_every_policy_runs_every_job_and_ours_never_kills_a_busy_worker(tmp_path
     sim = SimConfig(boot_min_s=20, boot_max_s=40, max_instances=20, tail_s=600)
     ours = PolicyConfig(max_instances=20, target_wait_s=30, boot_time_s=30, idle_hold_s=30)
     results = run_benchmark([trace], sim, ours, workers=1)["short"]
-    assert set(results) == {"ours", *BASELINES}
+    assert set(results) == {"ours", "ours+warm-pool", "ours-no-forecast", *BASELINES}
     for name, result in results.items():
         s = result.summary()
         assert result.jobs_done == result.jobs_total == 120, name
