@@ -302,7 +302,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     # the next instance comes from the warm pool when it has a stopped one ready
     boot_next = cfg.warm_boot_time_s if obs.warm_pool_ready > 0 else cfg.boot_time_s
 
-    def size(total_rate: float) -> tuple[int, int, int, float, int, str]:
+    def size(total_rate: float, explain: bool = True) -> tuple[int, int, int, float, int, str]:
         rates = [max(r, q.forecast_rate or 0.0) for r, q in zip(queue_rates(obs.queues, total_rate), obs.queues,
                                                                    strict=True)]
         prefix = list(itertools.accumulate(rates))
@@ -310,7 +310,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         steady = steady_slots(sum(rates), service_s, cfg.target_wait_s, classes=classes,
                               tail=START_AT_ONCE_TAIL if start_at_once else P95_TAIL)
         total = sum(rates)
-        binding = 0 if len(classes) == 1 else max(
+        binding = 0 if len(classes) == 1 or not explain else max(
             range(len(classes)), default=None,
             key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1]))
         backlog, backlog_slots = 0.0, 0
@@ -335,7 +335,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     high_band = arrival_rate * (1 + cfg.noise_band * noise)
     low_band = high_band if start_at_once else max(0.0, arrival_rate * (1 - cfg.noise_band * noise))
     target, needed_slots, steady, backlog, backlog_slots, binding = size(low_band)
-    keep, keep_slots = size(high_band)[:2]
+    keep, keep_slots = (target, needed_slots) if high_band == low_band else size(high_band, explain=False)[:2]
     forecast = sum(q.forecast_rate or 0.0 for q in obs.queues)
 
     current = len(obs.instances)

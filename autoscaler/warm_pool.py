@@ -7,6 +7,10 @@ in that gap (at least one per slot): ``slots · max(1, gap / S) · gap`` job-sec
 least ``k`` instances and ``W`` the instance-hours one job-hour of waiting is worth, the pool holds the
 largest ``k`` with ``f_k · slots · max(1, gap/S) · gap/3600 · W >= stopped_cost_ratio`` (capped at
 ``max_size``). Until ``learn_s`` of history has been seen, the pool keeps ``initial``.
+
+The size is the ASG's prepared capacity (``MaxGroupPreparedCapacity``: instances in service plus stopped
+ones), so the pool empties into a burst without being refilled behind it and fills again from the
+instances scaled in after it (``ReuseOnScaleIn``).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def warm_pool_size(
     sizes = sorted((b for b in bursts if b >= cfg.min_burst), reverse=True)
     best = 0
     for k in range(1, min(cfg.max_size, sizes[0] if sizes else 0) + 1):
-        per_hour = sum(1 for b in sizes if b >= k) / (history_s / 3600.0)
+        per_hour = sum(1 for b in sizes if b >= k) / max(1.0, history_s / 3600.0)  # at most once an hour so far
         if per_hour * saved_h * cfg.wait_cost >= cfg.stopped_cost_ratio:
             best = k
         else:
