@@ -103,10 +103,11 @@ class IdleFloor:
 class SeasonalForecast:
     """Arrivals per ``bin_s`` bin over the last ``periods`` periods; forecasts load that recurs every period.
 
-    :meth:`forecast` looks at the same stretch of time ``[now, now + horizon]`` one, two, ... periods ago,
-    takes the busiest ``smooth_s`` of each, and returns the *smallest* of those rates over the past periods:
-    only load that came back at this time of day in every one of at least ``min_periods`` past periods is
-    forecast, so a trace without a period (or a one-off burst yesterday) forecasts nothing (None).
+    :meth:`forecast` looks at the moment an instance launched now would be ready (``now + horizon``) one,
+    two, ... periods ago, takes the mean rate over ``smooth_s`` around it, and returns the *smallest* of those
+    rates over the past periods: only load that came back at this time of day in every one of at least
+    ``min_periods`` past periods is forecast, so a trace without a period forecasts nothing (None) and a
+    one-off burst yesterday is not forecast today.
     """
 
     period_s: float = 86400.0
@@ -132,20 +133,23 @@ class SeasonalForecast:
         self._last_seen = seen
 
     def forecast(self, now: float, horizon_s: float) -> float | None:
-        """Jobs/s expected at the busiest moment of the next ``horizon_s`` (None: not enough periodic history)."""
+        """Jobs/s expected around ``now + horizon_s`` (None: not enough periodic history).
+
+        For each past period: the mean rate over ``smooth_s`` centred on the same moment of that period; the
+        forecast is the smallest of them (load that came back every time).
+        """
         if self._first is None:
             return None
         span = int((now - self._first) // self.period_s)
         if span < self.min_periods:
             return None
-        width = max(1, round(self.smooth_s / self.bin_s))
         rates = []
         for d in range(1, min(span, self.periods) + 1):
-            start = int((now - d * self.period_s) // self.bin_s)
-            stop = int((now - d * self.period_s + horizon_s) // self.bin_s)
-            counts = [self._bins.get(k, 0.0) for k in range(start - width + 1, stop + 1)]
-            best = max((sum(counts[i:i + width]) for i in range(max(1, len(counts) - width + 1))), default=0.0)
-            rates.append(best / (width * self.bin_s))
+            centre = now - d * self.period_s + horizon_s
+            start = int((centre - self.smooth_s / 2) // self.bin_s)
+            stop = int((centre + self.smooth_s / 2) // self.bin_s)
+            counts = sum(self._bins.get(k, 0.0) for k in range(start, stop))
+            rates.append(counts / (max(1, stop - start) * self.bin_s))
         return min(rates)
 
 
