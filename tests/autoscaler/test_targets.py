@@ -168,7 +168,7 @@ def per_queue_scenarios(draw: st.DrawFn) -> tuple[Observation, PolicyConfig]:
                        warm_pool_ready=draw(st.integers(0, 5))), cfg
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(per_queue_scenarios())
 def test_per_queue_invariants(case: tuple[Observation, PolicyConfig]) -> None:
     o, cfg = case
