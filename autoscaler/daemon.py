@@ -35,6 +35,7 @@ from jobfleet.logs import log_event
 from jobfleet.settings import Settings
 
 DECISIONS_STREAM = "jobfleet:autoscaler:decisions"
+WARM_POOL_LEARN_S = 3600.0  # until the burst history is this old the warm pool only grows
 STREAM_MAXLEN = 1000
 
 
@@ -121,12 +122,15 @@ class Daemon:
             self.idle_floor.consume(len(drained) * self.config.slots_per_instance)
         if decision.desired > len(obs.instances):
             self.backend.set_desired(decision.desired)
-        self.size_warm_pool(obs, decision)
+        self.size_warm_pool(obs)
         return drained
 
-    def size_warm_pool(self, obs: Observation, decision: Decision) -> None:
-        """PutWarmPool when the size the burst history asks for changed (aws backend, warm pool enabled)."""
-        self.bursts.add(obs.now, max(0, decision.desired - len(obs.instances)))
+    def size_warm_pool(self, obs: Observation) -> None:
+        """PutWarmPool when the size the burst history asks for changed (aws backend, warm pool enabled).
+
+        While the history is younger than an hour (a new daemon, or a standby that just took over) the pool
+        only grows: a leader that has not seen the last bursts must not empty a pool sized by its predecessor.
+        """
         if self.warm_pool is None or not hasattr(self.backend, "set_warm_pool"):
             return
         size = warm_pool_size(
@@ -134,9 +138,11 @@ class Daemon:
             slots=self.config.slots_per_instance, service_s=mean_service(obs, self.config),
             cold_boot_s=self.config.boot_time_s, warm_boot_s=self.config.warm_boot_time_s,
         )
-        if size != self.warm_pool_size:
-            self.backend.set_warm_pool(size)
-            self.warm_pool_size = size
+        learning = self.bursts.span_s(obs.now) < WARM_POOL_LEARN_S
+        if size == self.warm_pool_size or (learning and size <= (self.warm_pool_size or 0)):
+            return
+        self.backend.set_warm_pool(size)
+        self.warm_pool_size = size
 
     def step(self, now: float | None = None) -> Decision:
         """One observe-decide-act-record cycle."""
@@ -145,6 +151,8 @@ class Daemon:
             self.leader = self._lead()
             obs = self.observe(now)
             decision = decide(obs, self.config)
+            if obs.error is None and obs.observed_at is not None:  # leader or not: the burst history
+                self.bursts.add(now, max(0, decision.desired - len(obs.instances)))
             if not self.leader and decision.code != "stale":
                 decision = dataclasses.replace(decision, code="follower", hold=True,
                                                reason=f"standby (leader {self.holder()}): {decision.reason}")

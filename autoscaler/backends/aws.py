@@ -80,7 +80,8 @@ class AwsBackend:
     def fleet(self) -> list[InstanceState]:
         """ASG instances joined with their workers; also finishes drains and flags dead instances."""
         group = self._group()
-        rows = [i for i in group["Instances"] if i["LifecycleState"] not in ("Terminating", "Terminated")]
+        rows = [i for i in group["Instances"] if i["LifecycleState"] not in ("Terminating", "Terminated")
+                and not i["LifecycleState"].startswith("Warmed")]  # warm-pool instances are not the fleet
         launched = self._launch_times([i["InstanceId"] for i in rows])
         self._workers = worker_instances(self.connection)
         with_workers = {w.instance_id for w in self._workers if w.instance_id}
@@ -170,8 +171,14 @@ class AwsBackend:
     # -- warm pool ---------------------------------------------------------------------------------------
     def warm_pool_ready(self) -> int:
         """Stopped warm-pool instances ready for a warm start (DescribeWarmPool)."""
-        reply = self.client.describe_warm_pool(AutoScalingGroupName=self.asg_name)
-        return sum(1 for i in reply.get("Instances", []) if i.get("LifecycleState") == "Warmed:Stopped")
+        ready, token = 0, None
+        while True:
+            kwargs: dict[str, str] = {"NextToken": token} if token else {}
+            reply = self.client.describe_warm_pool(AutoScalingGroupName=self.asg_name, **kwargs)
+            ready += sum(1 for i in reply.get("Instances", []) if i.get("LifecycleState") == "Warmed:Stopped")
+            token = reply.get("NextToken")
+            if not token:
+                return ready
 
     def set_warm_pool(self, size: int) -> None:
         """PutWarmPool: keep ``size`` instances prepared (in service + stopped), reused on scale-in."""

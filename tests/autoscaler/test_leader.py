@@ -104,3 +104,38 @@ def test_two_daemons_never_both_change_capacity(redis: Redis, redis_url: str, tm
     assert {e["daemon"] for e in entries} == {"A", "B"} and all(e["code"] != "follower" for e in entries)
     assert json.loads(entries[0]["inputs"])["queued"] == 5
     assert metrics.LEADER._value.get() in (0, 1)
+
+
+class PoolBackend(SharedBackend):
+    """Records PutWarmPool sizes."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis)
+        self.pools: list[int] = []
+
+    def warm_pool_ready(self) -> int:
+        return 0
+
+    def set_warm_pool(self, size: int) -> None:
+        self.pools.append(size)
+
+
+def test_a_new_leader_does_not_empty_the_warm_pool_before_it_has_learned_the_bursts(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(child_env(redis_url, tmp_path, JOBFLEET_QUEUES="default", JOBFLEET_WARM_POOL_MAX="6",
+                                       JOBFLEET_MAX_INSTANCES="8", JOBFLEET_RECOVERY_INTERVAL="1000"))
+    backend = PoolBackend(redis)
+    backend.caller.name = "A"
+    queue = Queue("default", connection=redis)
+    for _ in range(30):
+        queue.enqueue("jobfleet.demo.jobs.sleep", 1)
+    first = Daemon(settings, backend, redis, daemon_id="A")
+    decision = first.step()
+    assert decision.code == "scale_out" and backend.pools == [min(6, decision.desired)] and backend.pools[0] > 0
+    first.lock.release()
+    queue.empty()
+    successor = Daemon(settings, backend, redis, daemon_id="B")  # no burst history: computes a pool of 0
+    backend.caller.name = "B"
+    successor.step()
+    assert successor.leader and len(backend.pools) == 1, "the new leader shrank the pool it knows nothing about"
