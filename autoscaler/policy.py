@@ -297,6 +297,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     targets = [cfg.target_for(name) for name in names]
     start_at_once = bool(targets) and min(targets) == 0
     queued_prefix = list(itertools.accumulate(q.queued for q in obs.queues))
+    queued_now = sum(q.queued for q, t in zip(obs.queues, targets, strict=True) if t == 0)
     if start_at_once and cfg.peak_hold_s > 0:  # jobs of a returning burst must not wait for a boot either
         lo = max(lo, min(cfg.max_instances, obs.recent_peak))
     # the next instance comes from the warm pool when it has a stopped one ready
@@ -324,8 +325,8 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
             if slots > backlog_slots or (binding is None and left > 0):
                 backlog, backlog_slots, binding = left, slots, k
         running_slots = started if queued > 0 else 0
-        if start_at_once and queued:  # every queued job gets a slot now (each one has already waited)
-            running_slots = queued + started
+        if queued_now:  # every job queued at target 0 gets a slot now (each one has already waited)
+            running_slots = queued_now + started
         needed = max(steady + backlog_slots, running_slots, 1 if queued > 0 else 0)
         which = names[binding] if binding is not None else "-"
         return min(cfg.max_instances, max(lo, math.ceil(needed / c))), needed, steady, backlog, backlog_slots, which

@@ -269,3 +269,10 @@ def test_burst_history_and_peak_window() -> None:
         p.add(t, n)
     assert p.peak() == 4  # 9 was seen at t=10, more than 60 s before t=80
     assert math.isclose(PeakWindow(5).peak(), 0)
+
+
+def test_target_zero_on_one_queue_gives_slots_to_its_jobs_only() -> None:
+    cfg = PolicyConfig(max_instances=100, target_wait_s=300, queue_targets=(("high", 0.0),), boot_time_s=90,
+                       idle_hold_s=90)
+    d = decide(_obs(_q("high", 0.0, queued=3), _q("low", 0.0, queued=50)), cfg)
+    assert 3 <= d.desired < 53
