@@ -10,8 +10,11 @@ IN_SERVICE = Gauge("jobfleet_autoscaler_in_service", "Instances ready to run job
 BOOTING = Gauge("jobfleet_autoscaler_booting", "Instances launched but not ready yet.", registry=REGISTRY)
 BUSY = Gauge("jobfleet_autoscaler_busy", "Instances running at least one job.", registry=REGISTRY)
 DECISIONS = Counter(
-    "jobfleet_autoscaler_decisions", "Decisions taken, by kind (scale_out, scale_in, steady, hold, stale).",
+    "jobfleet_autoscaler_decisions", "Decisions taken, by kind (scale_out, scale_in, steady, hold, stale, follower).",
     ["reason"], registry=REGISTRY,
+)
+LEADER = Gauge(
+    "jobfleet_autoscaler_leader", "1 when this daemon holds the leader lock and acts, 0 on standby.", registry=REGISTRY
 )
 LAST_DECISION = Gauge(
     "jobfleet_autoscaler_last_decision_timestamp_seconds", "Unix time of the last decision.", registry=REGISTRY

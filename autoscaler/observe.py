@@ -19,7 +19,7 @@ from redis import Redis
 from rq import Queue
 
 from autoscaler.policy import InstanceState, Observation, QueueState
-from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow
+from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow, SeasonalForecast
 
 
 def _text(value: Any) -> str | None:
@@ -46,7 +46,8 @@ class QueueObserver:
     """Reads :class:`QueueState` for a fixed list of queues, keeping a rolling rate window per queue."""
 
     def __init__(
-        self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0, recent_s: float = RECENT_RATE_S
+        self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0, recent_s: float = RECENT_RATE_S,
+        forecast_horizon_s: float | None = None,
     ) -> None:
         if not queue_names:
             raise ValueError("QueueObserver needs at least one queue name")
@@ -54,6 +55,8 @@ class QueueObserver:
         self.queues = [Queue(name, connection=connection) for name in queue_names]
         self.windows = {q.name: RateWindow(seconds=window_s) for q in self.queues}
         self.recent_s = recent_s
+        self.forecast_horizon_s = forecast_horizon_s  # None: no seasonal forecast
+        self.seasonal = {q.name: SeasonalForecast() for q in self.queues}
 
     def read(self, now: float | None = None) -> list[QueueState]:
         """One snapshot of every queue (two pipelined round trips in total)."""
@@ -77,8 +80,12 @@ class QueueObserver:
         for q, row, stamp in zip(self.queues, rows, stamps, strict=True):
             queued, started, scheduled, finished, failed = (int(v) for v in row[:5])
             window = self.windows[q.name]
-            window.add(now, float(queued + started + scheduled + finished + failed), float(finished + failed),
-                       float(started))
+            seen = float(queued + started + scheduled + finished + failed)
+            window.add(now, seen, float(finished + failed), float(started))
+            forecast = None
+            if self.forecast_horizon_s is not None:
+                self.seasonal[q.name].add(now, seen)
+                forecast = self.seasonal[q.name].forecast(now, self.forecast_horizon_s)
             arrivals, completions = window.rates()
             enqueued_at = parse_enqueued_at(stamp)
             oldest_age = max(0.0, now - enqueued_at) if (queued and enqueued_at is not None) else 0.0
@@ -88,7 +95,7 @@ class QueueObserver:
                     name=q.name, queued=queued, started=started, scheduled=scheduled, oldest_age_s=oldest_age,
                     arrival_rate=arrivals, completion_rate=completions, mean_service_s=service,
                     recent_arrival_rate=(recent := window.recent(self.recent_s))[0], recent_window_s=recent[1],
-                    rate_window_s=window.span_s(),
+                    rate_window_s=window.span_s(), forecast_rate=forecast,
                 )
             )
         return states

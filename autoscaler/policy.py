@@ -14,6 +14,17 @@ Sizing (all in worker *slots*; ``c`` slots per instance, ``S`` mean service time
   i.e. it needs ``ceil(Q_B · S / max(T, S))`` more slots on top of the steady-state ones;
 * running work keeps its slots: never fewer than ``R`` slots while the queue is not empty.
 
+Per-queue targets (queues listed highest priority first; workers serve them in that order): queue ``k``
+with target ``T_k`` sees every slot busy as often as the whole fleet (``C(m, λS)``, non-preemptive), then
+waits behind the work of queues ``1..k`` only, so each queue needs
+``C(m, λS) · exp(-(m - λ_{1..k}S) · T_k / S) <= 0.05`` and its backlog projection counts queues ``1..k``;
+the fleet is sized for whichever queue's target binds (``binding`` in the inputs). ``T = 0`` ("start at
+once") asks for ``C(m, λS) <= 0.05`` on the pessimistic rate band and one slot per queued job.
+
+A ``forecast_rate`` per queue (the seasonal history of arrivals over the next boot time, see
+:mod:`autoscaler.window`) raises the rate used for sizing ahead of periodic load; it is absent on traces
+without a repeating history, so it costs nothing there.
+
 Scale out goes straight to the target (``max_step`` 0 = unlimited). Scale in drains only instances
 that have been fully idle for at least the idle hold, longest-idle first, and never goes below the
 number of busy instances; the result is clamped to ``[min, max]``. A stale or failed observation
@@ -22,10 +33,12 @@ holds the current size and says why.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 P95_TAIL = 0.05  # the target is a p95 wait: at most 5 % of jobs may wait longer
+START_AT_ONCE_TAIL = 0.01  # target 0: the stationary share of jobs that find no idle slot (transients add to it)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class QueueState:
     recent_arrival_rate: float | None = None  # jobs/s over the last minute (None: not measured)
     recent_window_s: float = 0.0  # seconds that recent rate covers
     rate_window_s: float = 0.0  # seconds the arrival rate was measured over (0: unknown, no noise band)
+    forecast_rate: float | None = None  # jobs/s expected over the next boot time from the seasonal history
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class InstanceState:
     ready: bool = True  # False while booting
     idle_since: float | None = None  # unix s since which every slot is idle; None when busy or booting
     healthy: bool = True  # False when its workers stopped heartbeating
+    warm: bool = False  # started from the warm pool (ready after the warm start time, not the boot time)
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class Observation:
     # Fewest idle slots seen over the last idle hold (None: window not full yet). When it is >= c, an
     # instance's worth of capacity was surplus for the whole hold even if idle jobs rotated over workers.
     idle_slots_floor: int | None = None
+    warm_pool_ready: int = 0  # stopped instances in the warm pool, ready to start in a warm start time
+    recent_peak: int = 0  # largest fleet size decided over the last ``peak_hold_s`` (kept at target 0)
 
     @property
     def queued(self) -> int:
@@ -103,6 +120,13 @@ class PolicyConfig:
     default_service_s: float = 10.0  # used until a completion has been observed
     fast_drain_s: float = 15.0  # idle time after which far-surplus instances are drained
     noise_band: float = 1.0  # width of the rate-noise hysteresis band, in standard deviations
+    queue_targets: tuple[tuple[str, float], ...] = ()  # per-queue target p95 waits; others use target_wait_s
+    warm_boot_time_s: float = 20.0  # expected seconds from a warm-pool start to a ready instance
+    peak_hold_s: float = 0.0  # target 0: keep the recent peak need this long (0 = off; costly, see README)
+
+    def target_for(self, queue: str) -> float:
+        """The target p95 wait of ``queue``."""
+        return next((t for q, t in self.queue_targets if q == queue), self.target_wait_s)
 
     def __post_init__(self) -> None:
         problems = []
@@ -112,9 +136,11 @@ class PolicyConfig:
             problems.append(f"max_instances={self.max_instances} must be >= max(1, min_instances)")
         if self.slots_per_instance < 1:
             problems.append(f"slots_per_instance={self.slots_per_instance} must be >= 1")
-        if not self.target_wait_s > 0:
-            problems.append(f"target_wait_s={self.target_wait_s} must be > 0")
-        for name in ("boot_time_s", "idle_hold_s", "stale_after_s", "fast_drain_s", "noise_band"):
+        if not self.target_wait_s >= 0:
+            problems.append(f"target_wait_s={self.target_wait_s} must be >= 0")
+        problems += [f"target of queue {q!r}={t} must be >= 0" for q, t in self.queue_targets if not t >= 0]
+        for name in ("boot_time_s", "idle_hold_s", "stale_after_s", "fast_drain_s", "noise_band", "warm_boot_time_s",
+                     "peak_hold_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.max_step < 0:
@@ -153,31 +179,47 @@ def erlang_c(servers: int, load: float) -> float:
     return servers * blocking / (servers - load * (1 - blocking))
 
 
-def steady_slots(arrival_rate: float, service_s: float, target_wait_s: float, tail: float = P95_TAIL) -> int:
-    """Fewest slots whose M/M/m wait exceeds ``target_wait_s`` for at most ``tail`` of the jobs."""
+def steady_slots(
+    arrival_rate: float, service_s: float, target_wait_s: float, tail: float = P95_TAIL,
+    classes: tuple[tuple[float, float], ...] | None = None,
+) -> int:
+    """Fewest slots whose M/M/m wait exceeds its target for at most ``tail`` of the jobs of every class.
+
+    ``classes`` lists ``(arrival rate of this queue and every higher-priority one, target)`` per queue; the
+    default is one class, the whole ``arrival_rate`` with ``target_wait_s``.
+    """
     load = arrival_rate * service_s
     if load <= 0:
         return 0
+    groups = classes if classes is not None else ((arrival_rate, target_wait_s),)
     m = max(1, math.floor(load) + 1)
     while True:
-        p_late = erlang_c(m, load) * math.exp(-(m - load) * target_wait_s / service_s)
-        if p_late <= tail:
+        waits = erlang_c(m, load)
+        if all(waits * math.exp(-(m - rate * service_s) * target / service_s) <= tail for rate, target in groups):
             return m
         m += 1
 
 
-def projected_backlog(obs: Observation, cfg: PolicyConfig, service_s: float, arrival_rate: float) -> float:
-    """Jobs still queued when an instance launched now would be ready (fluid model, booting counted)."""
-    horizon = cfg.boot_time_s
+def projected_backlog(
+    obs: Observation, cfg: PolicyConfig, service_s: float, arrival_rate: float, queued: int | None = None,
+    horizon_s: float | None = None,
+) -> float:
+    """Jobs still queued when an instance launched now would be ready (fluid model, booting counted).
+
+    ``queued`` (default: every queue) is the backlog of the queues considered; running jobs of every queue
+    hold their slots (a worker finishes its job before taking a higher-priority one).
+    """
+    horizon = cfg.boot_time_s if horizon_s is None else horizon_s
     capacity_work = 0.0  # slot-seconds available in [now, now + horizon]
     for inst in obs.instances:
         if not inst.healthy:
             continue
-        ready_in = 0.0 if inst.ready else max(0.0, inst.launched_at + cfg.boot_time_s - obs.now)
+        boot = cfg.warm_boot_time_s if inst.warm else cfg.boot_time_s
+        ready_in = 0.0 if inst.ready else max(0.0, inst.launched_at + boot - obs.now)
         capacity_work += inst.slots * max(0.0, horizon - ready_in)
     # running jobs hold their slots for about half a service time on average (residual life)
     running_work = obs.started * service_s / 2
-    backlog_work = (obs.queued + arrival_rate * horizon) * service_s
+    backlog_work = ((obs.queued if queued is None else queued) + arrival_rate * horizon) * service_s
     leftover = backlog_work + running_work - capacity_work
     return max(0.0, leftover / service_s)
 
@@ -208,6 +250,14 @@ def arrival_estimate(queues: tuple[QueueState, ...] | list[QueueState]) -> tuple
     arrivals = long_rate * window
     noise = min(1.0, 1 / math.sqrt(arrivals)) if arrivals > 0 else 0.0
     return rate, noise
+
+
+def queue_rates(queues: tuple[QueueState, ...], total: float) -> list[float]:
+    """Split the total rate estimate over the queues by their shares of the window's arrivals."""
+    long_total = sum(q.arrival_rate for q in queues)
+    if long_total <= 0:
+        return [0.0 for _ in queues]
+    return [total * q.arrival_rate / long_total for q in queues]
 
 
 def _idle_for(inst: InstanceState, now: float) -> float:
@@ -243,20 +293,51 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     busy = obs.busy_instances
     lo = max(cfg.min_instances, busy)
 
-    def size(rate: float) -> tuple[int, int, int, float, int]:
-        steady = steady_slots(rate, service_s, cfg.target_wait_s)
-        backlog = projected_backlog(obs, cfg, service_s, rate)
-        # what is still queued when a new instance is ready must start within the target, but each new
-        # instance gets at least a boot time of work (one that boots to run one job only adds cost)
-        horizon = max(cfg.target_wait_s, service_s, cfg.boot_time_s)
-        backlog_slots = math.ceil(backlog * service_s / horizon - 1e-9) if backlog else 0
+    names = [q.name for q in obs.queues]
+    targets = [cfg.target_for(name) for name in names]
+    start_at_once = bool(targets) and min(targets) == 0
+    queued_prefix = list(itertools.accumulate(q.queued for q in obs.queues))
+    queued_now = sum(q.queued for q, t in zip(obs.queues, targets, strict=True) if t == 0)
+    if start_at_once and cfg.peak_hold_s > 0:  # jobs of a returning burst must not wait for a boot either
+        lo = max(lo, min(cfg.max_instances, obs.recent_peak))
+    # the next instance comes from the warm pool when it has a stopped one ready
+    boot_next = cfg.warm_boot_time_s if obs.warm_pool_ready > 0 else cfg.boot_time_s
+
+    def size(total_rate: float, explain: bool = True) -> tuple[int, int, int, float, int, str]:
+        rates = [max(r, q.forecast_rate or 0.0) for r, q in zip(queue_rates(obs.queues, total_rate), obs.queues,
+                                                                   strict=True)]
+        prefix = list(itertools.accumulate(rates))
+        classes = tuple(zip(prefix, targets, strict=True))
+        steady = steady_slots(sum(rates), service_s, cfg.target_wait_s, classes=classes,
+                              tail=START_AT_ONCE_TAIL if start_at_once else P95_TAIL)
+        total = sum(rates)
+        binding = 0 if len(classes) == 1 or not explain else max(
+            range(len(classes)), default=None,
+            key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1]))
+        backlog, backlog_slots = 0.0, 0
+        for k, target in enumerate(targets):
+            left = projected_backlog(obs, cfg, service_s, prefix[k], queued_prefix[k], horizon_s=boot_next)
+            # what is still queued when a new instance is ready must start within the target, but each new
+            # instance gets at least a boot time of work (one that boots to run one job only adds cost) -
+            # except at target 0, where every queued job gets a slot of its own
+            horizon = max(target, service_s, boot_next) if target > 0 else service_s
+            slots = math.ceil(left * service_s / horizon - 1e-9) if left else 0
+            if slots > backlog_slots or (binding is None and left > 0):
+                backlog, backlog_slots, binding = left, slots, k
         running_slots = started if queued > 0 else 0
+        if queued_now:  # every job queued at target 0 gets a slot now (each one has already waited)
+            running_slots = queued_now + started
         needed = max(steady + backlog_slots, running_slots, 1 if queued > 0 else 0)
-        return min(cfg.max_instances, max(lo, math.ceil(needed / c))), needed, steady, backlog, backlog_slots
+        which = names[binding] if binding is not None else "-"
+        return min(cfg.max_instances, max(lo, math.ceil(needed / c))), needed, steady, backlog, backlog_slots, which
 
     # hysteresis from the noise of the rate estimate: scale out on the low band, scale in to the high band
-    target, needed_slots, steady, backlog, backlog_slots = size(max(0.0, arrival_rate * (1 - cfg.noise_band * noise)))
-    keep, keep_slots = size(arrival_rate * (1 + cfg.noise_band * noise))[:2]
+    # (at target 0 both use the high band: a job that arrives to no idle slot has already missed it)
+    high_band = arrival_rate * (1 + cfg.noise_band * noise)
+    low_band = high_band if start_at_once else max(0.0, arrival_rate * (1 - cfg.noise_band * noise))
+    target, needed_slots, steady, backlog, backlog_slots, binding = size(low_band)
+    keep, keep_slots = (target, needed_slots) if high_band == low_band else size(high_band, explain=False)[:2]
+    forecast = sum(q.forecast_rate or 0.0 for q in obs.queues)
 
     current = len(obs.instances)
     drain: tuple[str, ...] = ()
@@ -265,9 +346,11 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         "rate_noise": round(noise, 3), "service_s": round(service_s, 3), "steady_slots": float(steady),
         "projected_backlog": round(backlog, 2), "backlog_slots": float(backlog_slots),
         "keep_slots": float(keep_slots), "oldest_age_s": max((q.oldest_age_s for q in obs.queues), default=0.0),
+        "forecast_rate": round(forecast, 4), "boot_next_s": boot_next,
     }
-    why = (f"need {needed_slots}-{keep_slots} slots (steady {steady} for λ={arrival_rate:.2f}/s±{noise:.0%} "
-           f"S={service_s:.1f}s, backlog {backlog_slots} for {backlog:.0f} jobs left at ready time, running {started})")
+    why = (f"need {needed_slots}-{keep_slots} slots for queue {binding} (steady {steady} for "
+           f"λ={arrival_rate:.2f}/s±{noise:.0%}{f' forecast {forecast:.2f}/s' if forecast else ''} S={service_s:.1f}s, "
+           f"backlog {backlog_slots} for {backlog:.0f} jobs left at ready time, running {started})")
     if target > current:
         step = target - current if cfg.max_step == 0 else min(target - current, cfg.max_step)
         desired = max(current + step, min(target, cfg.min_instances))

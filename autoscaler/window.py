@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -52,7 +53,8 @@ class RateWindow:
         if len(self._samples) < 2:
             return 0.0, 0.0
         t1, s1, _, _ = self._samples[-1]
-        t0, s0, _, _ = next(x for x in self._samples if x[0] >= t1 - seconds or x is self._samples[-2])
+        k = min(bisect.bisect_left(self._samples, (t1 - seconds,)), len(self._samples) - 2)
+        t0, s0, _, _ = self._samples[k]
         span = max(t1 - t0, 1e-6)
         return (s1 - s0) / span, span
 
@@ -95,3 +97,111 @@ class IdleFloor:
     def consume(self, slots: int) -> None:
         """Take ``slots`` drained slots off the history so the same surplus is not drained twice."""
         self._samples = deque((t, max(0, v - slots)) for t, v in self._samples)
+
+
+@dataclass
+class SeasonalForecast:
+    """Arrivals per ``bin_s`` bin over the last ``periods`` periods; forecasts load that recurs every period.
+
+    :meth:`forecast` looks at the moment an instance launched now would be ready (``now + horizon``) one,
+    two, ... periods ago, takes the mean rate over ``smooth_s`` around it, and returns the *smallest* of those
+    rates over the past periods: only load that came back at this time of day in every one of at least
+    ``min_periods`` past periods is forecast, so a trace without a period forecasts nothing (None) and a
+    one-off burst yesterday is not forecast today.
+    """
+
+    period_s: float = 86400.0
+    bin_s: float = 60.0
+    periods: int = 7
+    min_periods: int = 2
+    smooth_s: float = 300.0
+    _bins: dict[int, float] = field(default_factory=dict)
+    _first: float | None = None
+    _last_seen: float | None = None
+
+    def add(self, now: float, seen: float) -> None:
+        """Record the cumulative arrivals counter ``seen`` at ``now``."""
+        if self._first is None:
+            self._first = now
+        if self._last_seen is not None:
+            b = int(now // self.bin_s)
+            self._bins[b] = self._bins.get(b, 0.0) + max(0.0, seen - self._last_seen)
+            oldest = int((now - (self.periods + 1) * self.period_s) // self.bin_s)
+            if len(self._bins) > (self.periods + 1) * self.period_s / self.bin_s + 10:
+                for key in [k for k in self._bins if k < oldest]:
+                    del self._bins[key]
+        self._last_seen = seen
+
+    def forecast(self, now: float, horizon_s: float) -> float | None:
+        """Jobs/s expected around ``now + horizon_s`` (None: not enough periodic history).
+
+        For each past period: the mean rate over ``smooth_s`` centred on the same moment of that period; the
+        forecast is the smallest of them (load that came back every time).
+        """
+        if self._first is None:
+            return None
+        span = int((now - self._first) // self.period_s)
+        if span < self.min_periods:
+            return None
+        rates = []
+        for d in range(1, min(span, self.periods) + 1):
+            centre = now - d * self.period_s + horizon_s
+            start = int((centre - self.smooth_s / 2) // self.bin_s)
+            stop = int((centre + self.smooth_s / 2) // self.bin_s)
+            counts = sum(self._bins.get(k, 0.0) for k in range(start, stop))
+            rates.append(counts / (max(1, stop - start) * self.bin_s))
+        return min(rates)
+
+
+@dataclass
+class BurstHistory:
+    """Instances added by scale-outs over the last ``seconds``: how big bursts were and how often they came."""
+
+    seconds: float = 6 * 3600.0
+    _adds: deque[tuple[float, int]] = field(default_factory=deque)
+    _first: float | None = None
+
+    def add(self, now: float, added: int) -> None:
+        """Record ``added`` instances launched at ``now`` (call with 0 to just advance time)."""
+        if self._first is None:
+            self._first = now
+        if added > 0:
+            self._adds.append((now, added))
+        while self._adds and self._adds[0][0] < now - self.seconds:
+            self._adds.popleft()
+
+    def bursts(self, now: float, within_s: float) -> list[int]:
+        """Sizes of the bursts in the window: instances added with less than ``within_s`` between launches."""
+        sizes: list[int] = []
+        last = -float("inf")
+        for t, n in self._adds:
+            if t - last <= within_s and sizes:
+                sizes[-1] += n
+            else:
+                sizes.append(n)
+            last = t
+        return sizes
+
+    def span_s(self, now: float) -> float:
+        """Seconds of history the window covers so far."""
+        return 0.0 if self._first is None else min(self.seconds, now - self._first)
+
+
+@dataclass
+class PeakWindow:
+    """Largest fleet size decided over the last ``seconds`` (what a target of 0 keeps ready after a burst)."""
+
+    seconds: float
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, now: float, size: int) -> None:
+        """Record the size decided at ``now``."""
+        while self._samples and self._samples[-1][1] <= size:
+            self._samples.pop()  # a monotonic deque: the front is the window's maximum
+        self._samples.append((now, size))
+        while self._samples[0][0] < now - self.seconds:
+            self._samples.popleft()
+
+    def peak(self) -> int:
+        """The maximum over the window (0 when empty)."""
+        return self._samples[0][1] if self._samples else 0

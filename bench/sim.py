@@ -1,10 +1,18 @@
 """Discrete-event simulation of a job fleet driven by a scaling policy (ours or a baseline).
 
-Jobs arrive from a trace, wait in one FIFO queue (RQ workers take the oldest job; Redis serves the
-worker that has been blocked longest, so idle slots are used in FIFO order), and run on worker slots of
-instances. An instance is billed per second from its launch request to its termination and becomes useful
+Jobs arrive from a trace into their queue; a free worker slot takes the oldest job of the first non-empty
+queue in priority order (``SimConfig.queue_order``, as RQ workers listen; other serve modes plug into
+``SERVE_MODES``). Redis serves the worker that has been blocked longest, so idle slots are used in FIFO
+order. An instance is billed per second from its launch request to its termination and becomes useful
 after a boot delay drawn from a seeded distribution. Terminating an instance with running jobs kills them
-(``busy_killed``); killed jobs go back to the front of the queue and run again from scratch.
+(``busy_killed``); killed jobs go back to the front of their queue and run again from scratch.
+
+Warm pool (when the policy asks for one): the ASG keeps ``prepared - live`` stopped instances (AWS's
+MaxGroupPreparedCapacity). An instance enters the pool by a cold boot (billed as running), then costs
+only its EBS volume while stopped
+(``SimConfig.stopped_cost_ratio`` instance-hours per hour, from the configured prices); a launch takes a
+stopped one when there is one and it is ready after a warm start (10-25 s by default); the pool is
+refilled behind it, and instances removed at scale-in go back to the pool while it is short (reuse).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class SimInstance:
     running: dict[int, float] = field(default_factory=dict)  # job index -> end time
     idle_since: float | None = None
     terminated_at: float | None = None
+    warm: bool = False  # started from the warm pool
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
@@ -85,6 +94,11 @@ class FleetView:
     queued_by_queue: dict[str, int]
     started_by_queue: dict[str, int]
     oldest_age_s: float
+    queue_order: tuple[str, ...] = ()  # every queue of the trace, highest priority first
+    arrivals_by_queue: dict[str, int] = field(default_factory=dict)
+    completions_by_queue: dict[str, int] = field(default_factory=dict)
+    oldest_by_queue: dict[str, float] = field(default_factory=dict)
+    warm_pool_ready: int = 0  # stopped instances in the warm pool
 
     @property
     def in_service(self) -> list[SimInstance]:
@@ -97,6 +111,8 @@ class Action:
 
     desired: int
     remove: tuple[str, ...] | None = None
+    warm_pool: int | None = None  # instances kept prepared, in service + stopped (the ASG's
+    # MaxGroupPreparedCapacity; the pool holds what the fleet does not use; None: leave the pool as it is)
 
 
 class SimPolicy(Protocol):
@@ -127,10 +143,42 @@ class SimConfig:
     tail_s: float = 3600.0  # after the last job ends, keep billing until the fleet is at min (at most this long)
     give_up_s: float = 6 * 3600.0  # a policy that strands jobs is stopped this long after the last arrival
     sample_every_s: float = 10.0
+    queue_order: tuple[str, ...] = ("high", "default", "low")  # priority; other queues follow in trace order
+    serve_mode: str = "strict"  # a key of SERVE_MODES
+    warm_min_s: float = 10.0
+    warm_max_s: float = 25.0
+    instance_price_h: float = 0.0208  # on-demand $/h (infra default t3.small, us-east-1)
+    ebs_price_gb_month: float = 0.08  # gp3 $/GB-month
+    volume_gb: float = 20.0  # root volume (infra rootVolumeGb default)
 
     def boot_delay(self, rng: random.Random) -> float:
         """One boot delay (uniform between the bounds)."""
         return rng.uniform(self.boot_min_s, self.boot_max_s)
+
+    def warm_delay(self, rng: random.Random) -> float:
+        """One warm start delay from the pool (uniform between the bounds)."""
+        return rng.uniform(self.warm_min_s, self.warm_max_s)
+
+    @property
+    def stopped_cost_ratio(self) -> float:
+        """Instance-hours one stopped instance costs per hour (its EBS volume at the configured prices)."""
+        return self.volume_gb * self.ebs_price_gb_month / 730.0 / self.instance_price_h
+
+
+@dataclass
+class PoolInstance:
+    """A warm-pool instance: booting into the pool (billed as running) until ``stopped_at``, then stopped."""
+
+    id: str
+    launched_at: float
+    stopped_at: float
+    left_at: float | None = None  # taken into service or terminated
+
+    def running_s(self, end: float) -> float:
+        return max(0.0, min(self.stopped_at, self.left_at if self.left_at is not None else end) - self.launched_at)
+
+    def stopped_s(self, end: float) -> float:
+        return max(0.0, (self.left_at if self.left_at is not None else end) - self.stopped_at)
 
 
 @dataclass
@@ -145,17 +193,25 @@ class SimResult:
     series: list[tuple[float, int, int, int]]  # t, queued, desired, in_service
     jobs_done: int
     jobs_total: int
+    waits_by_queue: dict[str, list[float]] = field(default_factory=dict)
+    stopped_seconds: float = 0.0  # warm-pool instance-seconds spent stopped
+    stopped_cost_ratio: float = 0.0
+    warm_starts: int = 0
 
-    def summary(self) -> dict[str, float | int]:
-        """The figures written to the results JSON."""
+    def summary(self) -> dict[str, Any]:
+        """The figures written to the results JSON (instance_hours includes the stopped pool's EBS cost)."""
         return {
             "p50_wait_s": round(percentile(self.waits, 50), 2),
             "p95_wait_s": round(percentile(self.waits, 95), 2),
             "p99_wait_s": round(percentile(self.waits, 99), 2),
-            "instance_hours": round(self.instance_seconds / 3600, 3),
+            "instance_hours": round((self.instance_seconds + self.stopped_seconds * self.stopped_cost_ratio) / 3600, 3),
             "scaling_actions": self.scaling_actions,
             "busy_killed": self.busy_killed,
             "jobs_done": self.jobs_done,
+            "p95_wait_by_queue": {q: round(percentile(w, 95), 2) for q, w in self.waits_by_queue.items()},
+            "running_hours": round(self.instance_seconds / 3600, 3),
+            "stopped_hours": round(self.stopped_seconds / 3600, 3),
+            "warm_starts": self.warm_starts,
         }
 
 
@@ -168,17 +224,36 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def strict_priority(sim: Simulator) -> str | None:
+    """The first non-empty queue in priority order (RQ's worker order)."""
+    return next((name for name in sim.order if sim.queues[name]), None)
+
+
+# serve modes: which queue a free slot takes its next job from (weighted/fair modes register here)
+SERVE_MODES: dict[str, Callable[[Simulator], str | None]] = {"strict": strict_priority}
+
+
 class Simulator:
     """Runs one policy over one trace."""
 
     def __init__(self, jobs: Sequence[Job], policy: SimPolicy, config: SimConfig) -> None:
+        if config.serve_mode not in SERVE_MODES:
+            raise ValueError(f"serve mode {config.serve_mode!r}: expected one of {', '.join(SERVE_MODES)}")
         self.jobs = list(jobs)
         self.policy = policy
         self.cfg = config
         self.rng = random.Random(config.seed)
+        self.warm_rng = random.Random(config.seed + 2)
         self.victim_rng = random.Random(config.seed + 1)
+        self.pick = SERVE_MODES[config.serve_mode]
+        seen = list(dict.fromkeys(j.queue for j in self.jobs))
+        self.order = tuple([q for q in config.queue_order if q in seen]
+                           + [q for q in seen if q not in config.queue_order])
+        self.queues: dict[str, deque[int]] = {name: deque() for name in self.order}
         self.instances: dict[str, SimInstance] = {}
-        self.queue: deque[int] = deque()
+        self.warm: set[str] = set()  # instances started from the pool
+        self.pool: list[PoolInstance] = []  # every pool instance ever (left_at set once gone)
+        self.pool_target: int | None = None
         self.first_start: dict[int, float] = {}
         self.idle_slots: deque[tuple[str, int]] = deque()  # FIFO of (instance id, slot token)
         self.events: list[tuple[float, int, str, object]] = []
@@ -186,13 +261,20 @@ class Simulator:
         self.ids = itertools.count(1)
         self.completions = 0
         self.arrivals = 0
+        self.arrivals_by: dict[str, int] = dict.fromkeys(self.order, 0)
+        self.completions_by: dict[str, int] = dict.fromkeys(self.order, 0)
         self.busy_killed = 0
         self.actions = 0
         self.desired = 0
         self.billed = 0.0
+        self.warm_starts = 0
         self.recent_service: deque[float] = deque(maxlen=20)
         self.series: list[tuple[float, int, int, int]] = []
         self.now = 0.0
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self.queues.values())
 
     # -- events ---------------------------------------------------------------------------------
     def _push(self, t: float, kind: str, payload: object = None) -> None:
@@ -213,8 +295,10 @@ class Simulator:
             t, _, kind, payload = heapq.heappop(self.events)
             self.now = t
             if kind == "arrive":
+                index = int(payload)  # type: ignore[call-overload]
                 self.arrivals += 1
-                self.queue.append(int(payload))  # type: ignore[call-overload]
+                self.arrivals_by[self.jobs[index].queue] += 1
+                self.queues[self.jobs[index].queue].append(index)
                 self._dispatch()
             elif kind == "ready":
                 inst = self.instances.get(str(payload))
@@ -230,6 +314,7 @@ class Simulator:
                 if inst and inst.terminated_at is None and job_index in inst.running:
                     del inst.running[job_index]
                     self.completions += 1
+                    self.completions_by[self.jobs[job_index].queue] += 1
                     self.recent_service.append(self.jobs[job_index].service_s)
                     if not inst.running:
                         inst.idle_since = t
@@ -249,62 +334,103 @@ class Simulator:
             elif kind == "sample":
                 live = [i for i in self.instances.values() if i.terminated_at is None]
                 in_service = sum(1 for i in live if i.ready(t))
-                self.series.append((t, len(self.queue), self.desired, in_service))
+                self.series.append((t, self.queued, self.desired, in_service))
                 self._push(t + self.cfg.sample_every_s, "sample")
         end = self.now
         for inst in self.instances.values():
             stop = inst.terminated_at if inst.terminated_at is not None else end
             self.billed += stop - inst.launched_at
+        pool_running = sum(p.running_s(end) for p in self.pool)
+        stopped = sum(p.stopped_s(end) for p in self.pool)
         # a job that never started counts with the time it had waited when the run stopped (censored)
         waits = [self.first_start.get(i, end) - job.arrival_s for i, job in enumerate(self.jobs)]
-        return SimResult(self.policy.name, waits, self.billed, self.actions, self.busy_killed, self.series,
-                         self.completions, len(self.jobs))
+        by_queue: dict[str, list[float]] = {name: [] for name in self.order}
+        for job, wait in zip(self.jobs, waits, strict=True):
+            by_queue[job.queue].append(wait)
+        return SimResult(self.policy.name, waits, self.billed + pool_running, self.actions, self.busy_killed,
+                         self.series, self.completions, len(self.jobs), by_queue, stopped,
+                         self.cfg.stopped_cost_ratio, self.warm_starts)
 
     # -- mechanics ------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        while self.queue and self.idle_slots:
+        while self.idle_slots:
+            name = self.pick(self)
+            if name is None:
+                return
             inst_id, slot = self.idle_slots.popleft()
             inst = self.instances.get(inst_id)
             if inst is None or inst.terminated_at is not None:
                 continue
-            job_index = self.queue.popleft()
+            job_index = self.queues[name].popleft()
             self.first_start.setdefault(job_index, self.now)
             end = self.now + self.jobs[job_index].service_s
             inst.running[job_index] = end
             inst.idle_since = None
             self._push(end, "finish", (inst_id, job_index, slot))
 
+    def _stopped(self) -> list[PoolInstance]:
+        return [p for p in self.pool if p.left_at is None and p.stopped_at <= self.now]
+
+    def _pooled(self) -> list[PoolInstance]:
+        return [p for p in self.pool if p.left_at is None]
+
     def _launch(self, now: float) -> SimInstance:
-        inst_id = f"i-{next(self.ids):05d}"
-        inst = SimInstance(inst_id, now, now + self.cfg.boot_delay(self.rng), self.cfg.slots_per_instance)
+        stopped = self._stopped()
+        if stopped:  # warm start from the pool; the ASG refills the pool behind it
+            taken = stopped[0]
+            taken.left_at = now
+            inst_id, delay = taken.id, self.cfg.warm_delay(self.warm_rng)
+            self.warm.add(inst_id)
+            self.warm_starts += 1
+        else:
+            inst_id, delay = f"i-{next(self.ids):05d}", self.cfg.boot_delay(self.rng)
+        inst = SimInstance(inst_id, now, now + delay, self.cfg.slots_per_instance, warm=inst_id in self.warm)
         self.instances[inst_id] = inst
         self._push(inst.ready_at, "ready", inst_id)
         return inst
+
+    def _pool_goal(self) -> int:
+        """Stopped instances the pool should hold: what the live fleet leaves of the prepared capacity."""
+        live = sum(1 for i in self.instances.values() if i.terminated_at is None)
+        return max(0, (self.pool_target or 0) - live)
+
+    def _resize_pool(self) -> None:
+        """Bring the pool to its goal: launch into it (a cold boot, then stopped) or terminate stopped ones."""
+        if self.pool_target is None:
+            return
+        pooled = self._pooled()
+        goal = self._pool_goal()
+        for _ in range(goal - len(pooled)):
+            pid = f"i-{next(self.ids):05d}"
+            self.pool.append(PoolInstance(pid, self.now, self.now + self.cfg.boot_delay(self.rng)))
+        surplus = len(pooled) - goal
+        for extra in sorted(pooled, key=lambda p: -p.stopped_at)[:max(0, surplus)]:
+            extra.left_at = self.now
 
     def _terminate(self, inst: SimInstance) -> None:
         inst.terminated_at = self.now
         if inst.running:
             self.busy_killed += len(inst.running)
             for job_index in sorted(inst.running, reverse=True):
-                self.queue.appendleft(job_index)  # RQ's recovery re-enqueues the abandoned job
+                self.queues[self.jobs[job_index].queue].appendleft(job_index)  # RQ's recovery re-enqueues it
             inst.running.clear()
+        elif self.pool_target is not None and len(self._pooled()) < self._pool_goal():
+            # reuse on scale-in: the idle instance is stopped back into the pool (app already installed)
+            self.pool.append(PoolInstance(f"{inst.id}r{next(self.ids)}", self.now, self.now))
         self._dispatch()
 
     def _view(self) -> FleetView:
         live = [i for i in self.instances.values() if i.terminated_at is None]
-        queued_by: dict[str, int] = {}
-        for index in self.queue:
-            name = self.jobs[index].queue
-            queued_by[name] = queued_by.get(name, 0) + 1
-        started_by: dict[str, int] = {}
+        queued_by = {name: len(q) for name, q in self.queues.items()}
+        started_by: dict[str, int] = dict.fromkeys(self.order, 0)
         for inst in live:
             for index in inst.running:
-                name = self.jobs[index].queue
-                started_by[name] = started_by.get(name, 0) + 1
-        oldest = self.now - self.jobs[self.queue[0]].arrival_s if self.queue else 0.0
+                started_by[self.jobs[index].queue] += 1
+        oldest_by = {name: self.now - self.jobs[q[0]].arrival_s for name, q in self.queues.items() if q}
         service = sum(self.recent_service) / len(self.recent_service) if self.recent_service else None
-        return FleetView(self.now, len(self.queue), sum(started_by.values()), live, self.arrivals, self.completions,
-                         service, queued_by, started_by, oldest)
+        return FleetView(self.now, self.queued, sum(started_by.values()), live, self.arrivals, self.completions,
+                         service, queued_by, started_by, max(oldest_by.values(), default=0.0), self.order,
+                         dict(self.arrivals_by), dict(self.completions_by), oldest_by, len(self._stopped()))
 
     def _tick(self) -> None:
         view = self._view()
@@ -316,6 +442,9 @@ class Simulator:
                 self.actions += 1
         view = self._view()
         action = self.policy.tick(view)
+        if action.warm_pool is not None and action.warm_pool != self.pool_target:
+            self.pool_target = max(0, action.warm_pool)
+            self._resize_pool()
         desired = min(self.cfg.max_instances, max(self.cfg.min_instances, action.desired))
         live = [i for i in self.instances.values() if i.terminated_at is None]
         changed = False
@@ -336,6 +465,7 @@ class Simulator:
             for inst in victims:
                 self._terminate(inst)
             changed = True
+        self._resize_pool()
         if changed or desired != self.desired:
             self.actions += 1
         self.desired = desired

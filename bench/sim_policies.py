@@ -9,8 +9,9 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide
-from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow
+from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide, mean_service
+from autoscaler.warm_pool import WarmPoolConfig, warm_pool_size
+from autoscaler.window import RECENT_RATE_S, BurstHistory, IdleFloor, PeakWindow, RateWindow, SeasonalForecast
 from bench.sim import Action, FleetView
 
 
@@ -21,45 +22,80 @@ class _NoSelfTermination:
 
 @dataclass
 class OursPolicy(_NoSelfTermination):
-    """The daemon's policy, fed an Observation built exactly like the daemon builds it."""
+    """The daemon's policy, fed an Observation built exactly like the daemon builds it (one state per queue).
+
+    ``warm_pool`` set: the policy also sizes the ASG warm pool from its own burst history. ``forecast``:
+    per-queue seasonal forecasts of the arrivals over the next boot time (daily period).
+    """
 
     config: PolicyConfig
     interval_s: float = 3.0
     rate_window_s: float = 300.0
     name: str = "ours"
-    _rates: RateWindow = field(init=False)
+    warm_pool: WarmPoolConfig | None = None
+    forecast: bool = True
+    period_s: float = 86400.0
+    _rates: dict[str, RateWindow] = field(init=False)
+    _seasonal: dict[str, SeasonalForecast] = field(init=False)
     _idle: IdleFloor = field(init=False)
+    _bursts: BurstHistory = field(init=False)
+    _peak: PeakWindow = field(init=False)
 
     def __post_init__(self) -> None:
-        self._rates = RateWindow(self.rate_window_s)
+        self._peak = PeakWindow(self.config.peak_hold_s)
+        self._rates = {}
+        self._seasonal = {}
         self._idle = IdleFloor(self.config.idle_hold_s)
+        self._bursts = BurstHistory()
 
     def tick(self, view: FleetView) -> Action:
-        self._rates.add(view.now, view.arrivals_total, view.completions_total, view.started)
-        arrival_rate, completion_rate = self._rates.rates()
+        now = view.now
         instances = tuple(
             InstanceState(
-                id=i.id, slots=i.slots, busy=i.busy, launched_at=i.launched_at, ready=i.ready(view.now),
-                idle_since=i.idle_since if i.ready(view.now) and not i.running else None,
+                id=i.id, slots=i.slots, busy=i.busy, launched_at=i.launched_at, ready=i.ready(now),
+                idle_since=i.idle_since if i.ready(now) and not i.running else None, warm=i.warm,
             )
             for i in view.instances
         )
         idle_slots = sum(i.slots - i.busy for i in instances if i.ready)
-        self._idle.add(view.now, idle_slots)
-        queue = QueueState(
-            name="all", queued=view.queued, started=view.started, oldest_age_s=view.oldest_age_s,
-            arrival_rate=arrival_rate, completion_rate=completion_rate, mean_service_s=self._rates.service_s(),
-            recent_arrival_rate=(recent := self._rates.recent(RECENT_RATE_S))[0], recent_window_s=recent[1],
-            rate_window_s=self._rates.span_s(),
-        )
+        self._idle.add(now, idle_slots)
+        horizon = self.config.boot_time_s + self.interval_s
+        queues = []
+        for name in view.queue_order:
+            rates = self._rates.setdefault(name, RateWindow(self.rate_window_s))
+            seen = view.arrivals_by_queue.get(name, 0)
+            rates.add(now, seen, view.completions_by_queue.get(name, 0), view.started_by_queue.get(name, 0))
+            forecast = None
+            if self.forecast:
+                seasonal = self._seasonal.setdefault(name, SeasonalForecast(self.period_s))
+                seasonal.add(now, seen)
+                forecast = seasonal.forecast(now, horizon)
+            arrival_rate, completion_rate = rates.rates()
+            recent = rates.recent(RECENT_RATE_S)
+            queues.append(QueueState(
+                name=name, queued=view.queued_by_queue.get(name, 0), started=view.started_by_queue.get(name, 0),
+                oldest_age_s=view.oldest_by_queue.get(name, 0.0), arrival_rate=arrival_rate,
+                completion_rate=completion_rate, mean_service_s=rates.service_s(), recent_arrival_rate=recent[0],
+                recent_window_s=recent[1], rate_window_s=rates.span_s(), forecast_rate=forecast,
+            ))
         obs = Observation(
-            now=view.now, observed_at=view.now, desired=len(instances), queues=(queue,), instances=instances,
-            idle_slots_floor=self._idle.floor(view.now),
+            now=now, observed_at=now, desired=len(instances), queues=tuple(queues), instances=instances,
+            idle_slots_floor=self._idle.floor(now), warm_pool_ready=view.warm_pool_ready if self.warm_pool else 0,
+            recent_peak=self._peak.peak(),
         )
         decision = decide(obs, self.config)
         if decision.drain:
             self._idle.consume(len(decision.drain) * self.config.slots_per_instance)
-        return Action(decision.desired, decision.drain)
+        self._bursts.add(now, max(0, decision.desired - len(instances)))
+        self._peak.add(now, -(-decision.needed_slots // self.config.slots_per_instance))
+        pool = None
+        if self.warm_pool is not None:
+            pool = warm_pool_size(
+                self._bursts.bursts(now, self.config.boot_time_s), self._bursts.span_s(now), self.warm_pool,
+                slots=self.config.slots_per_instance, service_s=mean_service(obs, self.config),
+                cold_boot_s=self.config.boot_time_s, warm_boot_s=self.config.warm_boot_time_s,
+            )
+        return Action(decision.desired, decision.drain, pool)
 
 
 @dataclass

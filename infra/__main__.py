@@ -34,6 +34,7 @@ from infra.userdata import (
     monitoring_user_data,
     worker_user_data,
 )
+from infra.warm_pool import WARM_POOL_HOOK, warm_pool_enabled
 
 cfg = load_config()
 tags = Tagger(cfg)
@@ -96,6 +97,7 @@ workers = WorkerFleet(
     user_data=app_inputs.apply(lambda a: worker_user_data(
         Release(a[0], a[1], cfg.region), _env("worker", a[2], a[3], a[4]), slots=cfg.slots_per_instance,
         stop_timeout=cfg.stop_timeout, asg_name=fleet_name, hook_name=DRAIN_HOOK,
+        warm_pool_hook=WARM_POOL_HOOK if warm_pool_enabled(cfg) else "",
     )),
 )
 monitoring = MonitoringHost(
@@ -103,7 +105,7 @@ monitoring = MonitoringHost(
     profile_name=iam.monitoring.profile.name, tags=tags,
     user_data=app_inputs.apply(lambda a: monitoring_user_data(
         Release(a[0], a[1], cfg.region), _env("autoscaler", a[2], a[3], a[4]), asg_name=fleet_name,
-        target_wait=cfg.target_wait, boot_time=cfg.boot_time,
+        target_wait=cfg.target_wait, boot_time=cfg.boot_time, warm_pool_max=cfg.warm_pool_max,
     )),
     opts=pulumi.ResourceOptions(depends_on=[workers]),
 )

@@ -70,6 +70,7 @@ class InfraConfig:
     target_wait: float
     boot_time: float
     root_volume_gb: int
+    warm_pool_max: int  # issue 14: > 0 adds an ASG warm pool the autoscaler sizes up to this
     # hosts
     monitoring_instance_type: str
     dashboard_instance_type: str
@@ -333,6 +334,7 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         target_wait=c.value("targetWait", "30", _float(1, 3600), "seconds 1-3600"),
         boot_time=c.value("bootTime", "90", _float(0, 3600), "seconds 0-3600"),
         root_volume_gb=c.value("rootVolumeGb", "20", _int(8, 1024), "GiB 8-1024"),
+        warm_pool_max=c.value("warmPoolMax", "0", _int(0, 1000), "a whole number 0-1000 (0 = no warm pool)"),
         monitoring_instance_type=c.value("monitoringInstanceType", "t3.micro", _instance_type, "an instance type"),
         dashboard_instance_type=c.value("dashboardInstanceType", "t3.micro", _instance_type, "an instance type"),
         grafana_instance_type=c.value("grafanaInstanceType", "t3.small", _instance_type, "an instance type"),
@@ -368,6 +370,9 @@ def _check_consistency(cfg: InfraConfig) -> None:
                     f"{NAMESPACE}:allowedCidrs contains {cidr}, which opens the dashboard and Grafana to the whole "
                     f"internet; set {NAMESPACE}:allowPublicAccess=true if you really mean it"
                 )
+    if cfg.warm_pool_max and cfg.use_spot:
+        raise ConfigError(f"{NAMESPACE}:warmPoolMax={cfg.warm_pool_max}: ASG warm pools do not support Spot "
+                          f"(mixed instances policy); set {NAMESPACE}:useSpot=false or warmPoolMax=0")
     if cfg.lifecycle_timeout > 7200:
         raise ConfigError(
             f"{NAMESPACE}:jobTimeout/{NAMESPACE}:shutdownDeadline make the drain hook {cfg.lifecycle_timeout} s; "

@@ -11,6 +11,7 @@ from infra.ami import al2023_ami
 from infra.config import InfraConfig
 from infra.host import METADATA_OPTIONS
 from infra.tags import Tagger
+from infra.warm_pool import warm_pool_args, warm_pool_hooks, warm_pool_ignored
 
 DRAIN_HOOK = "jobfleet-drain"
 """Name of the termination lifecycle hook the worker hosts complete after draining."""
@@ -123,7 +124,8 @@ class WorkerFleet(pulumi.ComponentResource):
                 lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
                 heartbeat_timeout=cfg.lifecycle_timeout,
                 default_result="CONTINUE",
-            )],
+            ), *warm_pool_hooks(cfg)],
+            warm_pool=warm_pool_args(cfg),  # issue 14: see infra/warm_pool.py
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
@@ -144,6 +146,6 @@ class WorkerFleet(pulumi.ComponentResource):
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                 for key, value in tags.role("worker", "worker").items()
             ],
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity", *warm_pool_ignored(cfg)]),
         )
         self.register_outputs({"asg_name": self.group.name, "launch_template_id": self.launch_template.id})

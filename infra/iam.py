@@ -20,6 +20,7 @@ UNSCOPABLE_ACTIONS = frozenset({
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DescribeScalingActivities",
     "autoscaling:DescribeLifecycleHooks",
+    "autoscaling:DescribeWarmPool",
     "ec2:DescribeInstances",
     "ec2:DescribeAvailabilityZones",
 })
@@ -32,6 +33,7 @@ ASG_CONTROL_ACTIONS = (
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:RecordLifecycleActionHeartbeat",
     "autoscaling:SetInstanceHealth",
+    "autoscaling:PutWarmPool",  # issue 14: the autoscaler sizes the warm pool
 )
 """What the autoscaler does to the worker group: resize, pick victims, protect, finish drains."""
 
@@ -125,6 +127,7 @@ class Iam(pulumi.ComponentResource):
             _allow("DescribeUnscopable", [
                 "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeScalingActivities", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances",
+                "autoscaling:DescribeWarmPool",  # issue 14
             ], ["*"]),
         ]))
         dashboard_policy = out.apply(lambda a: policy_document([

@@ -147,13 +147,21 @@ def drain_script(*, region: str, asg_name: str, hook_name: str) -> str:
     }).rstrip("\n")
 
 
+def launch_hook_script(*, region: str, asg_name: str, hook_name: str) -> str:
+    """The worker host's warm-pool launch hook (``hook_name`` empty: no warm pool, the script idles)."""
+    return render("launch-hook.sh", {
+        "AWS_REGION": shlex.quote(region), "ASG_NAME": shlex.quote(asg_name), "HOOK_NAME": shlex.quote(hook_name),
+    }).rstrip("\n")
+
+
 def fetch_secret_script(*, region: str) -> str:
     """The helper that writes SSM SecureString values into a root-only environment file."""
     return render("fetch-secret.sh", {"AWS_REGION": shlex.quote(region)}).rstrip("\n")
 
 
 def worker_user_data(
-    release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str
+    release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str,
+    warm_pool_hook: str = "",
 ) -> str:
     """User data of a worker host: ``slots`` times ``python -m worker`` under ``jobfleet-worker@.service``."""
     # every slot asks for the metrics port: the first to bind serves the whole host from the shared
@@ -165,12 +173,14 @@ def worker_user_data(
         "STOP_TIMEOUT": str(int(stop_timeout)),
         "ENV_FILE": env_file(env),
         "DRAIN_SCRIPT": drain_script(region=release.region, asg_name=asg_name, hook_name=hook_name),
+        "LAUNCH_HOOK_SCRIPT": launch_hook_script(region=release.region, asg_name=asg_name, hook_name=warm_pool_hook),
     }
     return _checked(render("worker.sh", values), "worker")
 
 
 def monitoring_user_data(
-    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float
+    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float,
+    warm_pool_max: int = 0,
 ) -> str:
     """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
     env = {
@@ -179,6 +189,7 @@ def monitoring_user_data(
         "JOBFLEET_ASG_NAME": asg_name,
         "JOBFLEET_TARGET_WAIT": f"{target_wait:g}",
         "JOBFLEET_BOOT_TIME": f"{boot_time:g}",
+        "JOBFLEET_WARM_POOL_MAX": str(int(warm_pool_max)),
         "JOBFLEET_AUTOSCALER_METRICS_PORT": str(AUTOSCALER_METRICS_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }

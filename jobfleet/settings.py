@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from jobfleet.target_wait import TargetWaits
+
 
 class SettingsError(ValueError):
     """A setting has a value that is not allowed; the message says which and why."""
@@ -296,8 +298,10 @@ class Settings:
     slots_per_instance: int = _var(
         "JOBFLEET_SLOTS_PER_INSTANCE", "1", _int(1, 256), "Worker processes (job slots) per instance."
     )
-    target_wait: float = _var(
-        "JOBFLEET_TARGET_WAIT", "30", _float(0, open_lo=True), "Target p95 wait (enqueue to start) in seconds."
+    target_waits: TargetWaits = _var(
+        "JOBFLEET_TARGET_WAIT", "30", TargetWaits.parse,
+        "Target p95 wait (enqueue to start) in seconds: one number for every queue, or per queue "
+        "(`high=5,default=30,low=300`; a bare number is the fallback: `high=5,60`). 0 = start every job on arrival.",
     )
     boot_time: float = _var(
         "JOBFLEET_BOOT_TIME", "90", _float(0), "Expected seconds from launch request to a ready instance."
@@ -325,6 +329,27 @@ class Settings:
         "JOBFLEET_STALE_AFTER", "30", _float(1), "Observations older than this (s) are stale: hold the size."
     )
     dry_run: bool = _var("JOBFLEET_DRY_RUN", "0", _bool, "Decide and log, but do not change capacity.")
+    # autoscaler v2 (issue 14): leader lock, warm pool
+    leader_ttl: float = _var(
+        "JOBFLEET_LEADER_TTL", "15", _float(1, 600),
+        "Seconds the autoscaler leader lock lives unless renewed (renewed every decision; a standby daemon "
+        "takes over once it expires).",
+    )
+    warm_pool_max: int = _var(
+        "JOBFLEET_WARM_POOL_MAX", "0", _int(0),
+        "Most stopped instances the autoscaler keeps in the ASG warm pool (aws backend; 0 = it does not manage one).",
+    )
+    warm_boot_time: float = _var(
+        "JOBFLEET_WARM_BOOT_TIME", "20", _float(0), "Expected seconds from a warm-pool start to a ready instance."
+    )
+    stopped_cost_ratio: float = _var(
+        "JOBFLEET_STOPPED_COST_RATIO", "0.105", _float(0),
+        "Cost of a stopped warm-pool instance (its EBS volume) over a running one; 0.105 = 20 GB gp3 / t3.small.",
+    )
+    wait_cost: float = _var(
+        "JOBFLEET_WAIT_COST", "10", _float(0),
+        "Instance-hours one job-hour of waiting is worth (sizes the warm pool against its cost).",
+    )
     asg_name: str | None = _var(
         "JOBFLEET_ASG_NAME", "", _optional_str, "Auto Scaling Group of the workers (aws backend)."
     )
@@ -354,6 +379,11 @@ class Settings:
         "PROMETHEUS_MULTIPROC_DIR", "", lambda raw: Path(raw.strip()) if raw.strip() else None,
         "prometheus-client multiprocess directory shared by the worker processes of one host.",
     )
+
+    @property
+    def target_wait(self) -> float:
+        """The loosest target wait in seconds (one threshold, e.g. for the oldest-job alert)."""
+        return self.target_waits.loosest()
 
     @property
     def idle_hold_seconds(self) -> float:
@@ -398,6 +428,21 @@ def _check_consistency(s: Settings) -> None:
             raise SettingsError(f"JOBFLEET_IDLE_HOLD={s.idle_hold!r}: expected a number of seconds >= 0") from None
     if s.autoscaler_backend == "aws" and not s.asg_name:
         raise SettingsError("JOBFLEET_ASG_NAME is required when JOBFLEET_AUTOSCALER_BACKEND=aws")
+    _check_autoscaler_v2(s)
+
+
+def _check_autoscaler_v2(s: Settings) -> None:
+    if s.leader_ttl <= s.autoscaler_interval:
+        raise SettingsError(f"JOBFLEET_LEADER_TTL={s.leader_ttl:g} must be longer than "
+                            f"JOBFLEET_AUTOSCALER_INTERVAL={s.autoscaler_interval:g}")
+    unknown = [q for q, _ in s.target_waits.per_queue if q not in s.queues]
+    if unknown:
+        raise SettingsError(f"JOBFLEET_TARGET_WAIT={str(s.target_waits)!r}: queue(s) {', '.join(unknown)} not in "
+                            f"JOBFLEET_QUEUES ({','.join(s.queues)})")
+    missing = s.target_waits.missing(s.queues)
+    if missing:
+        raise SettingsError(f"JOBFLEET_TARGET_WAIT={str(s.target_waits)!r}: no target for queue(s) "
+                            f"{', '.join(missing)}; name them (queue=seconds) or add a bare number as the fallback")
 
 
 def settings_table() -> str:

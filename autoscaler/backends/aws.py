@@ -5,6 +5,10 @@ itself); scale in = warm-stop the chosen idle instance's workers, then Terminate
 with ShouldDecrementDesiredCapacity=True; instances in ``Terminating:Wait`` (spot loss, health replacement,
 instance refresh) are drained and their termination lifecycle action completed when the drain ends;
 instances whose workers stopped heartbeating are marked Unhealthy so the ASG replaces them.
+
+Warm pool (``JOBFLEET_WARM_POOL_MAX`` > 0): :meth:`set_warm_pool` is PutWarmPool with the prepared capacity
+the policy sized (stopped instances, reused on scale-in); :meth:`warm_pool_ready` counts the pool's
+``Warmed:Stopped`` instances from DescribeWarmPool.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ class AwsBackend:
     def fleet(self) -> list[InstanceState]:
         """ASG instances joined with their workers; also finishes drains and flags dead instances."""
         group = self._group()
-        rows = [i for i in group["Instances"] if i["LifecycleState"] not in ("Terminating", "Terminated")]
+        rows = [i for i in group["Instances"] if i["LifecycleState"] not in ("Terminating", "Terminated")
+                and not i["LifecycleState"].startswith("Warmed")]  # warm-pool instances are not the fleet
         launched = self._launch_times([i["InstanceId"] for i in rows])
         self._workers = worker_instances(self.connection)
         with_workers = {w.instance_id for w in self._workers if w.instance_id}
@@ -162,6 +167,27 @@ class AwsBackend:
         log.info("instance %s drained and released (%s)", iid, state)
         self.draining.pop(iid, None)
         self._heartbeats.pop(iid, None)
+
+    # -- warm pool ---------------------------------------------------------------------------------------
+    def warm_pool_ready(self) -> int:
+        """Stopped warm-pool instances ready for a warm start (DescribeWarmPool)."""
+        ready, token = 0, None
+        while True:
+            kwargs: dict[str, str] = {"NextToken": token} if token else {}
+            reply = self.client.describe_warm_pool(AutoScalingGroupName=self.asg_name, **kwargs)
+            ready += sum(1 for i in reply.get("Instances", []) if i.get("LifecycleState") == "Warmed:Stopped")
+            token = reply.get("NextToken")
+            if not token:
+                return ready
+
+    def set_warm_pool(self, size: int) -> None:
+        """PutWarmPool: keep ``size`` instances prepared (in service + stopped), reused on scale-in."""
+        group_min = int(self._group()["MinSize"])
+        self.client.put_warm_pool(
+            AutoScalingGroupName=self.asg_name, MaxGroupPreparedCapacity=max(size, group_min), MinSize=0,
+            PoolState="Stopped", InstanceReusePolicy={"ReuseOnScaleIn": True},
+        )
+        log.info("warm pool of %s: prepared capacity %d", self.asg_name, max(size, group_min))
 
     def close(self) -> None:
         """Nothing to stop: the daemon exiting never touches capacity."""

@@ -34,6 +34,18 @@ class Backend(Protocol):
         ...
 
 
+class WarmPoolBackend(Protocol):
+    """A backend whose provider keeps a pool of stopped, pre-installed instances (the AWS ASG warm pool)."""
+
+    def warm_pool_ready(self) -> int:
+        """Stopped pool instances ready for a warm start."""
+        ...
+
+    def set_warm_pool(self, size: int) -> None:
+        """Keep ``size`` instances prepared beyond the ones in service (PutWarmPool)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Machine:
     """An instance as the provider knows it (before looking at its workers)."""

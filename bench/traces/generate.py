@@ -1,4 +1,4 @@
-"""Seeded generator of the four shipped traces (``python -m bench.traces.generate`` rewrites them).
+"""Seeded generator of the shipped traces (``python -m bench.traces.generate`` rewrites them).
 
 Each CSV has the header ``arrival_s,queue,service_s``. Arrivals are Poisson (thinned for a varying rate).
 """
@@ -64,8 +64,36 @@ def heavy_tail(rng: random.Random) -> list[tuple[float, str, float]]:
     ]
 
 
+def daily(rng: random.Random) -> list[tuple[float, str, float]]:
+    """3 days with a working-day period: 0.02 jobs/s at night, a 5-minute ramp at 08:00 to 0.3 jobs/s, a lunch
+    dip to 0.15 (12-13 h), down to 0.02 from 18:00; lognormal service mean ~10 s."""
+    day = 86400.0
+
+    def rate(t: float) -> float:
+        h = (t % day) / 3600
+        if 8 <= h < 18:
+            level = 0.15 if 12 <= h < 13 else 0.3
+            return 0.02 + (level - 0.02) * min(1.0, (h - 8) * 12)  # 5-minute ramp
+        return 0.02
+
+    sigma = 0.5
+    mu = math.log(10) - sigma**2 / 2
+    return [(t, _queue(rng), rng.lognormvariate(mu, sigma)) for t in _poisson(rng, 3 * day, rate, 0.3)]
+
+
+def priority(rng: random.Random) -> list[tuple[float, str, float]]:
+    """3 h, two queues: `high` interactive jobs (0.15/s, mean 5 s) and `low` batch jobs in batches of 150 every
+    20 min plus a 0.2/s trickle (mean 15 s): a 5 s target for `high` and 300 s for `low` is the point."""
+    rows = [(t, "high", rng.expovariate(1 / 5)) for t in _poisson(rng, 3 * 3600, lambda _t: 0.15, 0.15)]
+    rows += [(t, "low", rng.expovariate(1 / 15)) for t in _poisson(rng, 3 * 3600, lambda _t: 0.2, 0.2)]
+    for start in range(600, 3 * 3600, 1200):
+        rows += [(start + rng.uniform(0, 10), "low", rng.expovariate(1 / 15)) for _ in range(150)]
+    return sorted(rows)
+
+
 TRACES: dict[str, Callable[[random.Random], list[tuple[float, str, float]]]] = {
-    "steady": steady, "diurnal": diurnal, "burst": burst, "heavy_tail": heavy_tail,
+    "steady": steady, "diurnal": diurnal, "burst": burst, "heavy_tail": heavy_tail, "daily": daily,
+    "priority": priority,
 }
 
 

@@ -35,6 +35,8 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
+# warm pool: no worker slot starts on a boot into the warm pool
+ExecCondition=/usr/local/bin/jobfleet-launch-hook --in-service
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker
 # SIGTERM to the worker only: it finishes (or re-queues) its job, then exits.
 KillSignal=SIGTERM
@@ -70,8 +72,31 @@ RestartSec=5
 WantedBy=multi-user.target
 UNIT
 
+# ---- warm pool (issue 14): the app is installed above on the first boot only, i.e. when the instance
+# enters the warm pool; on every boot jobfleet-launch-hook completes the launch lifecycle action ----
+install -m 0755 /dev/null /usr/local/bin/jobfleet-launch-hook
+cat > /usr/local/bin/jobfleet-launch-hook <<'LAUNCHHOOK'
+@@LAUNCH_HOOK_SCRIPT@@
+LAUNCHHOOK
+
+cat > /etc/systemd/system/jobfleet-launch-hook.service <<'UNIT'
+[Unit]
+Description=jobfleet launch hook: warm-pool entry keeps workers stopped; completes the launch lifecycle action
+After=network-online.target jobfleet-worker@1.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/bin/jobfleet-launch-hook
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+# ---- end warm pool ----
+
 systemctl daemon-reload
 units=()
 for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
-systemctl enable --now "${units[@]}" jobfleet-drain.service
+systemctl enable --now "${units[@]}" jobfleet-drain.service jobfleet-launch-hook.service
 log "worker host ready with ${SLOTS} slot(s)"

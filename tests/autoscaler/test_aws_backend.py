@@ -191,3 +191,33 @@ def test_instance_whose_workers_stopped_heartbeating_is_marked_unhealthy(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_warm_pool_is_sized_by_the_daemon_with_put_warm_pool(
+    redis: Redis, redis_url: str, tmp_path: Path, moto_url: str
+) -> None:
+    """moto 5 stores the warm pool's configuration (Put/Describe/DeleteWarmPool) but never puts an instance in
+    it: DescribeWarmPool's Instances stay empty, so warm starts themselves are only simulated (bench/sim.py)."""
+    client = _make_group(moto_url)
+    settings = load_settings({**child_env(
+        redis_url, tmp_path, JOBFLEET_AUTOSCALER_BACKEND="aws", JOBFLEET_ASG_NAME=ASG, AWS_REGION=REGION,
+        JOBFLEET_AWS_ENDPOINT_URL=moto_url, JOBFLEET_QUEUES="default", JOBFLEET_BOOT_TIME="90",
+        JOBFLEET_MAX_INSTANCES="5", JOBFLEET_RECOVERY_INTERVAL="1000", JOBFLEET_WARM_POOL_MAX="4",
+    )})
+    backend = AwsBackend.from_settings(settings, redis)
+    backend.set_warm_pool(3)
+    pool = client.describe_warm_pool(AutoScalingGroupName=ASG)
+    assert pool["WarmPoolConfiguration"]["MaxGroupPreparedCapacity"] == 3
+    assert pool["WarmPoolConfiguration"]["PoolState"] == "Stopped"
+    assert pool["WarmPoolConfiguration"]["InstanceReusePolicy"] == {"ReuseOnScaleIn": True}
+    assert backend.warm_pool_ready() == 0  # moto never has Warmed:Stopped instances
+
+    daemon = Daemon(settings, backend, redis)
+    queue = Queue("default", connection=redis)
+    for _ in range(40):
+        queue.enqueue("jobfleet.demo.jobs.sleep", 0.1)
+    decision = daemon.step()  # a burst of 5 instances (the max): worth a pool, capped at JOBFLEET_WARM_POOL_MAX
+    assert decision.code == "scale_out" and decision.desired == 5
+    assert daemon.warm_pool_size == 4
+    assert client.describe_warm_pool(AutoScalingGroupName=ASG)["WarmPoolConfiguration"][
+        "MaxGroupPreparedCapacity"] == 4

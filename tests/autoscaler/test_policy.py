@@ -126,8 +126,8 @@ def test_stale_or_failed_observation_holds_and_says_why(age: float, error: str |
 
 
 def test_bad_config_is_rejected_with_every_problem() -> None:
-    with pytest.raises(ValueError, match=r"max_instances=0.*target_wait_s=0"):
-        PolicyConfig(max_instances=0, target_wait_s=0)
+    with pytest.raises(ValueError, match=r"max_instances=0.*target_wait_s=-1.*'low'=-2"):
+        PolicyConfig(max_instances=0, target_wait_s=-1, queue_targets=(("low", -2),))
 
 
 # -- properties ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from autoscaler.policy import PolicyConfig
 from bench.autoscale import BASELINES, main, run_benchmark
-from bench.sim import SimConfig, load_trace
+from bench.sim import Action, FleetView, Job, SimConfig, Simulator, load_trace
 
 
 def _short_trace(path: Path, seed: int = 3) -> Path:
@@ -28,7 +28,7 @@ def test_every_policy_runs_every_job_and_ours_never_kills_a_busy_worker(tmp_path
     sim = SimConfig(boot_min_s=20, boot_max_s=40, max_instances=20, tail_s=600)
     ours = PolicyConfig(max_instances=20, target_wait_s=30, boot_time_s=30, idle_hold_s=30)
     results = run_benchmark([trace], sim, ours, workers=1)["short"]
-    assert set(results) == {"ours", *BASELINES}
+    assert set(results) == {"ours", "ours+warm-pool", "ours-no-forecast", *BASELINES}
     for name, result in results.items():
         s = result.summary()
         assert result.jobs_done == result.jobs_total == 120, name
@@ -59,3 +59,70 @@ def test_bad_trace_gets_a_clear_error(tmp_path: Path, text: str, error: str) -> 
     path.write_text(text)
     with pytest.raises(ValueError, match=error):
         load_trace(path)
+
+
+class _Fixed:
+    """A policy that asks for a fixed size (and optionally a warm pool) and never removes anything itself."""
+
+    name = "fixed"
+    interval_s = 5.0
+
+    def __init__(self, size: int, pool: int | None = None) -> None:
+        self.size, self.pool = size, pool
+
+    def tick(self, view: FleetView) -> Action:
+        return Action(self.size, warm_pool=self.pool)
+
+    def self_terminating(self, view: FleetView) -> list[str]:
+        return []
+
+
+def test_queues_are_served_in_strict_priority_and_reported_per_queue() -> None:
+    # one slot, all jobs queued at once: every high job starts before any low job, whatever the arrival order
+    jobs = [Job(0.1 * k, "low" if k % 2 else "high", 10.0) for k in range(10)]
+    result = Simulator(jobs, _Fixed(1), SimConfig(boot_min_s=5, boot_max_s=5, tail_s=0)).run()
+    high = result.waits_by_queue["high"]
+    low = result.waits_by_queue["low"]
+    assert max(high) < min(low)
+    s = result.summary()
+    assert set(s["p95_wait_by_queue"]) == {"high", "low"}
+    assert s["p95_wait_by_queue"]["high"] < s["p95_wait_by_queue"]["low"]
+    with pytest.raises(ValueError, match="serve mode 'fair'"):
+        Simulator(jobs, _Fixed(1), SimConfig(serve_mode="fair"))
+
+
+def test_warm_pool_starts_fast_and_bills_its_stopped_instances_at_the_ebs_ratio() -> None:
+    cfg = SimConfig(boot_min_s=100, boot_max_s=100, warm_min_s=10, warm_max_s=10, tail_s=0)
+
+    class Later(_Fixed):
+        def tick(self, view: FleetView) -> Action:  # prepare 3 for 10 minutes, then need 2 at once
+            return Action(2 if view.now >= 600 else 0, warm_pool=3)
+
+    jobs = [Job(600.0, "default", 5.0), Job(600.0, "default", 5.0)]
+    result = Simulator(jobs, Later(0), cfg).run()
+    s = result.summary()
+    assert result.warm_starts == 2 and max(result.waits) == pytest.approx(10.0, abs=5.01)  # tick + warm start
+    assert s["stopped_hours"] > 0 and cfg.stopped_cost_ratio == pytest.approx(20 * 0.08 / 730 / 0.0208)
+    expected = (result.instance_seconds + result.stopped_seconds * cfg.stopped_cost_ratio) / 3600
+    assert s["instance_hours"] == pytest.approx(expected, abs=1e-3)
+    cold = Simulator(jobs, _Fixed(0), cfg).run()  # no pool asked for: nothing stopped, nothing warm
+    assert cold.stopped_seconds == 0 and cold.warm_starts == 0
+
+
+def test_cli_writes_the_v2_fields_and_goal_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = _short_trace(tmp_path / "two.csv")
+    out = tmp_path / "out"
+    assert main([str(trace), "--out", str(out), "--no-plots", "--workers", "1", "--boot", "10:20",
+                 "--target-wait", "high=5,300"]) == 0
+    data = json.loads((out / "autoscale.json").read_text())
+    rows = data["results"]["two"]
+    assert set(rows["ours"]["p95_wait_by_queue"]) == {"high", "default"}
+    assert set(rows["ours+warm-pool"]) >= set(rows["keda-hpa"])
+    assert data["frontier"]["two"][0]["target_wait_s"] == 0
+    assert data["per_queue_targets"]["two"]["targets"] == {"high": 5.0, "default": 300.0}
+    printed = capsys.readouterr().out
+    for goal in ("a", "b", "d"):
+        assert f"goal ({goal}) " in printed
+    with pytest.raises(SystemExit) as exit_:
+        main([str(trace), "--target-wait", "high=oops", "--out", str(out)])
+    assert exit_.value.code == 2 and "queue 'high': expected a number" in capsys.readouterr().err

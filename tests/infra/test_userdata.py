@@ -176,3 +176,38 @@ def test_renderer_refuses_missing_and_unsafe_values() -> None:
         env_file({"REDIS_URL": "rediss://x\nrm -rf /"})
     with pytest.raises(UserDataError, match="not allowed"):
         env_file({"bad key": "x"})
+
+
+def test_warm_pool_has_its_launch_hook_and_the_user_data_tells_pool_entry_from_start() -> None:
+    """Issue 14: warmPoolMax > 0 adds a Stopped warm pool (reused on scale-in) and a launch hook that the
+    worker's jobfleet-launch-hook completes; worker slots carry an ExecCondition that is false on Warmed:*."""
+    from tests.infra.harness import dev_config, run_program
+
+    program = run_program(dev_config(warmPoolMax=8))
+    group = program.one("aws:autoscaling/group:Group").inputs
+    assert group["warmPool"]["poolState"] == "Stopped"
+    assert group["warmPool"]["instanceReusePolicy"]["reuseOnScaleIn"] is True
+    launch = [h for h in group["initialLifecycleHooks"] if h["lifecycleTransition"].endswith("LAUNCHING")]
+    assert [h["name"] for h in launch] == ["jobfleet-warm-pool-launch"] and launch[0]["defaultResult"] == "ABANDON"
+    text = user_data(program, "worker")
+    assert len(text.encode()) <= MAX_USER_DATA_BYTES
+    script = heredoc(text, "LAUNCHHOOK")
+    _shellcheck(script, "worker/LAUNCHHOOK")
+    assert "readonly HOOK_NAME=jobfleet-warm-pool-launch" in script and "Warmed:*) exit 1" in script
+    assert "ExecCondition=/usr/local/bin/jobfleet-launch-hook --in-service" in heredoc(text, "UNIT")
+    # install_release runs in the user data, i.e. once, on the first boot (the boot into the pool)
+    assert text.index("install_release\n") < text.index("<<'LAUNCHHOOK'")
+    monitoring = env_of(user_data(program, "monitoring"))
+    assert monitoring["JOBFLEET_WARM_POOL_MAX"] == "8"
+    # without a warm pool: no hook, no pool, and the script is inert
+    dev = run_program(dev_config())
+    assert "warmPool" not in dev.one("aws:autoscaling/group:Group").inputs
+    assert "readonly HOOK_NAME=''" in heredoc(user_data(dev, "worker"), "LAUNCHHOOK")
+
+
+def test_warm_pool_refuses_spot() -> None:
+    from infra.config import ConfigError
+    from tests.infra.harness import dev_config, run_program
+
+    with pytest.raises(ConfigError, match="warm pools do not support Spot"):
+        run_program(dev_config(warmPoolMax=4, useSpot=True, workerInstanceTypes=["t3.small", "t3a.small"]))
