@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") 
         from observability.queue_collector import register_queue_collector
 
         register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait)
-        metrics.serve_metrics(settings.autoscaler_metrics_port, addr="0.0.0.0")
+        metrics.serve_metrics(settings.autoscaler_metrics_port, addr=settings.metrics_addr)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -293,7 +293,25 @@ class Settings:
     dashboard_port: int = _var("JOBFLEET_DASHBOARD_PORT", "8080", _int(0, 65535), "Dashboard port.")
     dashboard_token: str | None = _var(
         "JOBFLEET_DASHBOARD_TOKEN", "", _optional_str,
-        "Bearer token required for the dashboard's write actions; empty = no auth (local only).",
+        "Bearer token the dashboard API requires (writes, and reads unless JOBFLEET_DASHBOARD_OPEN_READS=1); "
+        "empty = no auth (local only).",
+    )
+    dashboard_allowed_hosts: tuple[str, ...] = _var(
+        "JOBFLEET_DASHBOARD_ALLOWED_HOSTS", "localhost,127.0.0.1,::1", _names,
+        "Host names the dashboard answers (the Host header, port ignored; `*` = any): guards against DNS "
+        "rebinding.",
+    )
+    dashboard_allowed_origins: tuple[str, ...] = _var(
+        "JOBFLEET_DASHBOARD_ALLOWED_ORIGINS", "", _names,
+        "Extra origins (scheme://host[:port]) allowed to send write requests; the page's own origin always is.",
+    )
+    dashboard_open_reads: bool = _var(
+        "JOBFLEET_DASHBOARD_OPEN_READS", "0", _bool,
+        "With a token set, let API reads through without it (job arguments and tracebacks are data: default no).",
+    )
+    metrics_addr: str = _var(
+        "JOBFLEET_METRICS_ADDR", "127.0.0.1", _str,
+        "Bind address of the worker and autoscaler metrics endpoints (loopback locally, the VPC address on AWS).",
     )
     metrics_port: int = _var(
         "JOBFLEET_METRICS_PORT", "9121", _int(0, 65535), "Prometheus port of a worker host (0 = disabled)."

@@ -48,7 +48,7 @@ def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     worker_class = import_attribute(settings.worker_class)
     connection = redis_connection(settings)
     if settings.metrics_port > 0:
-        start_worker_metrics_server(settings.metrics_port)
+        start_worker_metrics_server(settings.metrics_port, addr=settings.metrics_addr)
     worker = worker_class(args.queues, name=args.name, connection=connection, settings=settings)
     worker.work(burst=args.burst, with_scheduler=True, logging_level=None)
     return 0
