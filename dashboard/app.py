@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
 import swagger_ui_bundle
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Path, Query
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis import Redis
@@ -29,9 +29,15 @@ from dashboard.security import SecurityMiddleware, policy_from_settings
 from jobfleet.connection import redis_connection
 from jobfleet.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = FilePath(__file__).resolve().parent / "static"
 MAX_PAGE = 500
 MAX_DECISIONS = 1000
+#: Path parameters as the schema documents them (so clients and fuzzers know what is valid).
+QueueName = Annotated[str, Path(min_length=1, max_length=queries.MAX_QUEUE_NAME, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                description="any name RQ accepts (URL-encoded: spaces, slashes, non-ASCII)")]
+JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+TaskId = Annotated[str, Path(min_length=1, max_length=64)]
+JobState = Literal["queued", "started", "scheduled", "deferred", "finished", "failed", "canceled"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
 }
@@ -72,8 +78,8 @@ def create_app(settings: Settings, connection: Redis | None = None) -> FastAPI:
 
     @app.get("/api/queues/{queue:path}/jobs", response_model=JobPage, tags=["queues"])
     def queue_jobs(
-        queue: str,
-        state: Annotated[str, Query(description=f"one of {', '.join(queries.STATES)}")] = "queued",
+        queue: QueueName,
+        state: JobState = "queued",
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     ) -> dict[str, Any]:
@@ -85,43 +91,43 @@ def create_app(settings: Settings, connection: Redis | None = None) -> FastAPI:
 
     @app.post("/api/queues/{queue:path}/requeue-failed", response_model=BulkTask, status_code=202,
               tags=["actions"])
-    def requeue_failed(queue: str) -> dict[str, Any]:
+    def requeue_failed(queue: QueueName) -> dict[str, Any]:
         """Start moving every failed job of the queue back onto it, in the background (poll ``/api/tasks/{id}``)."""
         queries.require_queue(redis, queue_names, queue)
         return bulk.start(redis, "requeue-failed", queue)
 
     @app.post("/api/queues/{queue:path}/empty", response_model=BulkTask, status_code=202, tags=["actions"])
     def empty_queue(
-        queue: str, confirm: Annotated[str, Query(max_length=600, description="the queue's name, again")] = ""
+        queue: QueueName, confirm: Annotated[str, Query(max_length=600, description="the queue's name, again")] = ""
     ) -> dict[str, Any]:
         """Start deleting every queued job of the queue, in the background; ``confirm`` must repeat its name."""
         queries.require_queue(redis, queue_names, queue)
         if confirm != queue:
-            raise ApiError(400, f"emptying deletes every queued job: repeat the queue name as ?confirm={queue}")
+            raise ApiError(409, f"emptying deletes every queued job: repeat the queue name as ?confirm={queue}")
         return bulk.start(redis, "empty", queue)
 
     @app.get("/api/tasks/{task_id}", response_model=BulkTask, tags=["actions"])
-    def task(task_id: str) -> dict[str, Any]:
+    def task(task_id: TaskId) -> dict[str, Any]:
         """Progress of a bulk action."""
         return bulk.task_state(redis, task_id)
 
     @app.get("/api/jobs/{job_id}", response_model=JobDetail, tags=["jobs"])
-    def job(job_id: str) -> dict[str, Any]:
+    def job(job_id: JobId) -> dict[str, Any]:
         """Status, function, arguments, meta (incl. ``progress``), result or traceback, timestamps, retries."""
         return queries.job_detail(redis, job_id)
 
     @app.post("/api/jobs/{job_id}/requeue", response_model=JobAction, tags=["actions"])
-    def requeue(job_id: str) -> dict[str, Any]:
+    def requeue(job_id: JobId) -> dict[str, Any]:
         """Move a failed job back onto its queue (409 when the job is not failed)."""
         return actions.requeue_job(redis, job_id)
 
     @app.delete("/api/jobs/{job_id}", response_model=JobAction, tags=["actions"])
-    def delete(job_id: str) -> dict[str, Any]:
+    def delete(job_id: JobId) -> dict[str, Any]:
         """Delete a job that is not running: its data, results and queue/registry entries (409 while it runs)."""
         return actions.delete_job(redis, job_id)
 
     @app.post("/api/jobs/{job_id}/cancel", response_model=JobAction, tags=["actions"])
-    def cancel(job_id: str) -> dict[str, Any]:
+    def cancel(job_id: JobId) -> dict[str, Any]:
         """Cancel a waiting job, or ask the worker running it to stop it (409 when already done)."""
         return actions.cancel_job(redis, job_id)
 

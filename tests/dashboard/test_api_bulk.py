@@ -75,8 +75,8 @@ def test_empty_queue_needs_confirmation_and_deletes_queued_jobs(
     client: TestClient, population: Population, redis: Redis
 ) -> None:
     refused = client.post("/api/queues/default/empty")
-    assert refused.status_code == 400 and "confirm=default" in refused.json()["error"]
-    assert client.post("/api/queues/default/empty", params={"confirm": "low"}).status_code == 400
+    assert refused.status_code == 409 and "confirm=default" in refused.json()["error"]
+    assert client.post("/api/queues/default/empty", params={"confirm": "low"}).status_code == 409
     assert Queue("default", connection=redis).count == 4
     done = wait_done(client, client.post("/api/queues/default/empty", params={"confirm": "default"}).json())
     assert (done["state"], done["total"], done["deleted"]) == ("done", 4, 4)

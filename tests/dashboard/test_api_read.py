@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import get_args
 from urllib.parse import quote
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue
 
+from dashboard.app import JobState
+from dashboard.queries import STATES
 from tests.dashboard import jobs
 from tests.dashboard.conftest import Population, run_burst
 
@@ -182,3 +185,7 @@ def test_queue_counts_cost_a_few_commands_per_queue_whatever_the_job_count(clien
         costs.append(sum(calls.values()))
     assert costs[0] == costs[1], costs
     assert costs[1] <= 3 * 9 + 5  # 3 queues: llen, lindex, 6 zcard, hget each; smembers of the queue set
+
+
+def test_documented_states_are_the_states_listed() -> None:
+    assert get_args(JobState) == STATES

@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -156,14 +156,14 @@ def test_token_reads_odd_queue_names_bulk_actions_and_navigation(
             # A fresh load of a #queue link opens that view (and asks for the token once).
             page.goto(f"{url}/#queue/{'my%20queue'}/queued/2")
             expect(page.locator("#browse-title")).to_have_text("my queue · queued (60)")
-            expect(page.locator("#page-info")).to_have_text("26–50 of 60")
+            expect(page.locator("#page-info")).to_have_text("26\u201350 of 60")
             expect(page.locator("#page-count")).to_have_text("of 3")
-            assert [d for d in dialogs if d[0] == "prompt"] == [("prompt", "Dashboard token (JOBFLEET_DASHBOARD_TOKEN):")]
+            assert [m for kind, m in dialogs if kind == "prompt"] == ["Dashboard token (JOBFLEET_DASHBOARD_TOKEN):"]
             first = page.locator("#browse-jobs tbody tr").first.locator("td").nth(3)
             expect(first).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))  # dates in timestamps
             page.locator("#page-number").fill("3")
             page.locator("#page-form button").click()
-            expect(page.locator("#page-info")).to_have_text("51–60 of 60")
+            expect(page.locator("#page-info")).to_have_text("51\u201360 of 60")
             assert page.evaluate("location.hash") == "#queue/my%20queue/queued/3"
 
             # Both odd queues are listed; their failed jobs show once the collapsed section is opened.
