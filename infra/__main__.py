@@ -24,7 +24,7 @@ from infra.grafana_host import GrafanaHost
 from infra.iam import Iam, asg_arn
 from infra.monitoring_host import MonitoringHost
 from infra.network import Network
-from infra.secret_params import Secrets
+from infra.secret_params import READERS, Secrets
 from infra.tags import Tagger
 from infra.userdata import (
     Release,
@@ -46,7 +46,7 @@ observability_bundle = build_observability_bundle()
 
 network = Network("network", cfg, tags)
 firewall = Firewall("firewall", cfg, network.vpc_id, tags)
-secrets = Secrets("secrets", cfg, tags)
+secrets = Secrets("secrets", cfg, tags, partition=partition, account=account)
 artifacts = Artifacts("artifacts", app_bundle, observability_bundle, tags)
 iam = Iam(
     "iam",
@@ -56,9 +56,14 @@ iam = Iam(
     bucket_arn=artifacts.bucket.arn,
     app_key=app_bundle.key,
     observability_key=observability_bundle.key,
-    redis_parameter_arn=secrets.redis_auth_token.arn,
-    dashboard_parameter_arn=secrets.dashboard_token.arn,
-    grafana_parameter_arn=secrets.grafana_admin_password.arn,
+    parameter_arns={
+        "redis-auth-token": secrets.redis_auth_token.arn,
+        "dashboard-token": secrets.dashboard_token.arn,
+        "grafana-admin-password": secrets.grafana_admin_password.arn,
+    },
+    key_arn=secrets.key.arn,
+    readers=READERS,
+    role_prefix=f"{cfg.project}-{cfg.stack}",
 )
 redis = Redis("redis", cfg, network.app_subnet_ids, firewall.groups["redis"].id, tags)
 
@@ -129,6 +134,6 @@ pulumi.export("dashboardUrl", dashboard.url)
 pulumi.export("dashboardTokenParameter", secrets.dashboard_token.name)
 pulumi.export("grafanaUrl", grafana.url)
 pulumi.export("grafanaAdminUser", "admin")
-pulumi.export("grafanaAdminPassword", cfg.grafana_admin_password)
+pulumi.export("grafanaAdminPasswordParameter", secrets.grafana_admin_password.name)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("availabilityZones", network.zones)

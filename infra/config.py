@@ -82,6 +82,8 @@ class InfraConfig:
     redis_auth_token: pulumi.Output[str]
     dashboard_token: pulumi.Output[str]
     grafana_admin_password: pulumi.Output[str]
+    secrets_version: int = 1
+    """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
 
     @property
     def architecture(self) -> str:
@@ -347,6 +349,7 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         redis_auth_token=c.secret("redisAuthToken", _auth_token, "16-128 printable characters, not space \" / @"),
         dashboard_token=c.secret("dashboardToken", _min_length(16), "a token of at least 16 characters"),
         grafana_admin_password=c.secret("grafanaAdminPassword", _min_length(12), "at least 12 characters"),
+        secrets_version=c.value("secretsVersion", "1", _int(1, 1_000_000), "a whole number >= 1"),
     )
     _check_consistency(cfg)
     return cfg

@@ -116,7 +116,9 @@ def test_redis_is_valkey_with_tls_auth_encryption_and_failover(dev: Program) -> 
     assert group["parameterGroupName"] == "default.valkey8"
     assert group["transitEncryptionEnabled"] is True and group["transitEncryptionMode"] == "required"
     assert group["atRestEncryptionEnabled"] is True
-    assert secret_value(group["authToken"]) == TEST_SECRETS["jobfleet:redisAuthToken"]
+    assert "authToken" not in group  # write-only: the token never lands in the Pulumi state
+    assert secret_value(group["authTokenWo"]) == TEST_SECRETS["jobfleet:redisAuthToken"]
+    assert group["authTokenWoVersion"] == 1
     assert group["numCacheClusters"] == 2
     assert group["automaticFailoverEnabled"] is True and group["multiAzEnabled"] is True
     assert dev.outputs["redisUrl"].startswith("rediss://master.") and dev.outputs["redisPort"] == 6379
@@ -218,9 +220,16 @@ def test_secrets_are_secure_strings_and_stay_secret(dev: Program) -> None:
         "/jobfleet/dev/redis-auth-token", "/jobfleet/dev/dashboard-token", "/jobfleet/dev/grafana-admin-password",
     }
     assert all(p["type"] == "SecureString" for p in params.values())
-    assert secret_value(params["/jobfleet/dev/dashboard-token"]["value"]) == TEST_SECRETS["jobfleet:dashboardToken"]
-    assert all(secret_value(p["value"]) for p in params.values())
-    assert dev.secret_outputs == {"grafanaAdminPassword"}
+    key = dev.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert all(p["keyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:secrets-key" for p in params.values())  # not aws/ssm
+    assert key.name == "secrets-key"
+    assert all("value" not in p and p["valueWoVersion"] == 1 for p in params.values())  # write-only
+    dashboard_token = params["/jobfleet/dev/dashboard-token"]["valueWo"]
+    assert secret_value(dashboard_token) == TEST_SECRETS["jobfleet:dashboardToken"]
+    assert all(secret_value(p["valueWo"]) for p in params.values())
+    assert dev.secret_outputs == set()
+    assert dev.outputs["grafanaAdminPasswordParameter"] == "/jobfleet/dev/grafana-admin-password"
     for key, value in dev.outputs.items():
         if key not in dev.secret_outputs:
             assert not any(secret in json.dumps(value) for secret in TEST_SECRETS.values()), key
@@ -250,9 +259,17 @@ def test_monitoring_role_controls_only_the_worker_asg(dev: Program) -> None:
     describe = statements["DescribeUnscopable"]
     assert describe["Resource"] == ["*"] and all(":Describe" in a for a in describe["Action"])
     worker = {s["Sid"]: s for s in policies["iam-worker-policy"]["Statement"]}
-    assert worker["ReadRelease"]["Resource"] == [f"arn:aws:s3:::artifacts-bucket-abc123/{dev.outputs['releaseKey']}"]
-    assert worker["ReadRedisToken"]["Resource"] == [
-        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/redis-auth-token"
+    # the bundle prefix, so a rollout never has a window where the old or new key is denied
+    assert worker["ReadReleases"]["Resource"] == ["arn:aws:s3:::artifacts-bucket-abc123/releases/jobfleet-*"]
+    assert dev.outputs["releaseKey"].startswith("releases/jobfleet-")
+    own = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/redis-auth-token"
+    assert worker["ReadOwnSecrets"]["Resource"] == [own]
+    assert worker["DecryptOwnSecrets"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:PARAMETER_ARN": [own]}
+    }
+    assert sorted(worker["DenyOtherSecrets"]["Resource"]) == [
+        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/{name}"
+        for name in ("dashboard-token", "grafana-admin-password")
     ]
     attachments = dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert len(attachments) == 4
