@@ -19,7 +19,7 @@ from infra.cache import Redis
 from infra.config import load_config
 from infra.dashboard_host import DashboardHost
 from infra.firewall import Firewall
-from infra.fleet import DRAIN_HOOK, WorkerFleet, asg_name
+from infra.fleet import DRAIN_HOOK, LAUNCH_HOOK, WorkerFleet, asg_name
 from infra.grafana_host import GrafanaHost
 from infra.iam import Iam, asg_arn
 from infra.monitoring_host import MonitoringHost
@@ -100,7 +100,8 @@ workers = WorkerFleet(
     profile_arn=iam.worker.profile.arn, tags=tags,
     user_data=app_inputs.apply(lambda a: worker_user_data(
         Release(a[0], a[1], cfg.region), _env("worker", a[2], a[3], a[4]), slots=cfg.slots_per_instance,
-        stop_timeout=cfg.stop_timeout, asg_name=fleet_name, hook_name=DRAIN_HOOK,
+        stop_timeout=cfg.stop_timeout, asg_name=fleet_name, hook_name=DRAIN_HOOK, launch_hook=LAUNCH_HOOK,
+        self_check_seconds=max(60, cfg.boot_deadline - int(cfg.boot_time)),
     )),
 )
 monitoring = MonitoringHost(

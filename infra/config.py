@@ -84,6 +84,9 @@ class InfraConfig:
     grafana_admin_password: pulumi.Output[str]
     secrets_version: int = 1
     """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
+    boot_deadline: int = 900
+    """Seconds a new worker host has to pass its self-check before the launch hook abandons it."""
+    """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
 
     @property
     def architecture(self) -> str:
@@ -350,6 +353,7 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         dashboard_token=c.secret("dashboardToken", _min_length(16), "a token of at least 16 characters"),
         grafana_admin_password=c.secret("grafanaAdminPassword", _min_length(12), "at least 12 characters"),
         secrets_version=c.value("secretsVersion", "1", _int(1, 1_000_000), "a whole number >= 1"),
+        boot_deadline=c.value("bootDeadline", "900", _int(60, 7200), "seconds 60-7200"),
     )
     _check_consistency(cfg)
     return cfg
@@ -371,6 +375,11 @@ def _check_consistency(cfg: InfraConfig) -> None:
                     f"{NAMESPACE}:allowedCidrs contains {cidr}, which opens the dashboard and Grafana to the whole "
                     f"internet; set {NAMESPACE}:allowPublicAccess=true if you really mean it"
                 )
+    if cfg.boot_deadline < cfg.boot_time + 60:
+        raise ConfigError(
+            f"{NAMESPACE}:bootDeadline={cfg.boot_deadline} leaves less than a minute over "
+            f"{NAMESPACE}:bootTime={cfg.boot_time:g}: healthy hosts would be abandoned"
+        )
     if cfg.lifecycle_timeout > 7200:
         raise ConfigError(
             f"{NAMESPACE}:jobTimeout/{NAMESPACE}:shutdownDeadline make the drain hook {cfg.lifecycle_timeout} s; "

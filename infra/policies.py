@@ -253,6 +253,25 @@ def buckets_encrypted(resources: Iterable[Resource]) -> list[str]:
     return problems
 
 
+def lifecycle_hooks_managed(resources: Iterable[Resource]) -> list[str]:
+    """Auto Scaling groups get their hooks as ``LifecycleHook`` resources (``initialLifecycleHooks`` only
+    apply at creation, so a changed timeout would never reach the group), including a launch hook whose
+    default result is ABANDON (a host that never passes its self-check is replaced, not kept InService)."""
+    items = list(resources)
+    problems = []
+    hooks = [r for r in items if r.typ == "aws:autoscaling/lifecycleHook:LifecycleHook"]
+    for group in (r for r in items if r.typ == "aws:autoscaling/group:Group"):
+        if group.inputs.get("initialLifecycleHooks"):
+            problems.append(f"{group.name}: initialLifecycleHooks apply only when the group is created; "
+                            "use aws.autoscaling.LifecycleHook resources")
+        name = group.inputs.get("name")
+        mine = [h for h in hooks if h.inputs.get("autoscalingGroupName") == name]
+        if not any(h.inputs.get("lifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
+                   and h.inputs.get("defaultResult") == "ABANDON" for h in mine):
+            problems.append(f"{group.name}: no launch lifecycle hook defaulting to ABANDON")
+    return problems
+
+
 _EVERYTHING = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 """What an attached policy whose document is unknown is assumed to grant."""
 
@@ -319,4 +338,4 @@ def check_all(resources: Iterable[Resource], ctx: PolicyContext) -> list[str]:
     """Every violation of every rule over ``resources``."""
     items = list(resources)
     problems = [problem for res in items for rule in RULES for problem in rule(res, ctx)]
-    return problems + buckets_encrypted(items) + secrets_only_for_readers(items, ctx)
+    return problems + buckets_encrypted(items) + secrets_only_for_readers(items, ctx) + lifecycle_hooks_managed(items)

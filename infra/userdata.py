@@ -152,8 +152,17 @@ def fetch_secret_script(*, region: str) -> str:
     return render("fetch-secret.sh", {"AWS_REGION": shlex.quote(region)}).rstrip("\n")
 
 
+def launch_check_script(*, asg_name: str, launch_hook: str, self_check_seconds: int) -> str:
+    """Functions that answer the launch lifecycle hook: CONTINUE after a passing self-check, else ABANDON."""
+    return render("launch-check.sh", {
+        "ASG_NAME": shlex.quote(asg_name), "LAUNCH_HOOK": shlex.quote(launch_hook),
+        "SELF_CHECK_SECONDS": str(int(self_check_seconds)), "METRICS_PORT": str(WORKER_METRICS_PORT),
+    }).rstrip("\n")
+
+
 def worker_user_data(
-    release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str
+    release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str,
+    launch_hook: str = "jobfleet-launch", self_check_seconds: int = 120,
 ) -> str:
     """User data of a worker host: ``slots`` times ``python -m worker`` under ``jobfleet-worker@.service``."""
     # every slot asks for the metrics port: the first to bind serves the whole host from the shared
@@ -165,6 +174,8 @@ def worker_user_data(
         "STOP_TIMEOUT": str(int(stop_timeout)),
         "ENV_FILE": env_file(env),
         "DRAIN_SCRIPT": drain_script(region=release.region, asg_name=asg_name, hook_name=hook_name),
+        "LAUNCH_CHECK": launch_check_script(asg_name=asg_name, launch_hook=launch_hook,
+                                            self_check_seconds=self_check_seconds),
     }
     return _checked(render("worker.sh", values), "worker")
 

@@ -21,23 +21,11 @@ cat > /usr/local/bin/jobfleet-fetch-secrets <<'FETCH'
 @@FETCH_SCRIPT@@
 FETCH
 
-cat > /etc/systemd/system/jobfleet-dashboard-secrets.service <<'UNIT'
-[Unit]
-Description=jobfleet: fetch the dashboard token from SSM Parameter Store
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/dashboard.env @@TOKEN_ASSIGNMENT@@
-UNIT
-
 cat > /etc/systemd/system/jobfleet-dashboard.service <<'UNIT'
 [Unit]
 Description=jobfleet dashboard
-Requires=jobfleet-dashboard-secrets.service
-After=jobfleet-dashboard-secrets.service network-online.target
+Wants=network-online.target
+After=network-online.target
 
 [Service]
 Type=simple
@@ -45,7 +33,9 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
-EnvironmentFile=/run/jobfleet-secrets/dashboard.env
+# The token is read (with retries) before every start; if SSM stays unreachable the unit restarts and tries again.
+ExecStartPre=+/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/dashboard.env @@TOKEN_ASSIGNMENT@@
+EnvironmentFile=-/run/jobfleet-secrets/dashboard.env
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m dashboard
 KillSignal=SIGTERM
 TimeoutStopSec=30

@@ -56,18 +56,6 @@ cat > /usr/local/bin/jobfleet-fetch-secrets <<'FETCH'
 @@FETCH_SCRIPT@@
 FETCH
 
-cat > /etc/systemd/system/jobfleet-grafana-secrets.service <<'UNIT'
-[Unit]
-Description=jobfleet: fetch the Grafana admin password from SSM Parameter Store
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
-UNIT
-
 cat > /etc/systemd/system/jobfleet-prometheus.service <<'UNIT'
 [Unit]
 Description=Prometheus (container)
@@ -130,10 +118,12 @@ UNIT
 cat > /etc/systemd/system/jobfleet-grafana.service <<'UNIT'
 [Unit]
 Description=Grafana (container)
-Requires=docker.service jobfleet-grafana-secrets.service
-After=docker.service jobfleet-grafana-secrets.service
+Requires=docker.service
+After=docker.service network-online.target
 
 [Service]
+# The password is read (with retries) before every start; a failure restarts the unit, it never stays down.
+ExecStartPre=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
 ExecStartPre=-/usr/bin/docker rm -f jobfleet-grafana
 ExecStart=/usr/bin/docker run --rm --name jobfleet-grafana --network host \
   --env-file /run/jobfleet-secrets/grafana.env \

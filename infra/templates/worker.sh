@@ -11,6 +11,8 @@ readonly SLOTS=@@SLOTS@@
 
 @@COMMON@@
 
+@@LAUNCH_CHECK@@
+
 install_release
 
 cat > /etc/tmpfiles.d/jobfleet.conf <<'TMPFILES'
@@ -22,6 +24,8 @@ systemd-tmpfiles --create /etc/tmpfiles.d/jobfleet.conf
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
 @@ENV_FILE@@
 ENVFILE
+# metrics bind to this host's VPC address only (the monitoring host scrapes it; nothing else can reach it)
+printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(imds meta-data/local-ipv4)" >> /etc/jobfleet/jobfleet.env
 
 cat > /etc/systemd/system/jobfleet-worker@.service <<'UNIT'
 [Unit]
@@ -74,4 +78,11 @@ systemctl daemon-reload
 units=()
 for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
 systemctl enable --now "${units[@]}" jobfleet-drain.service
+if ! self_check "${units[@]}"; then
+  trap - ERR
+  complete_launch ABANDON
+  exit 1
+fi
+trap - ERR
+complete_launch CONTINUE
 log "worker host ready with ${SLOTS} slot(s)"

@@ -20,6 +20,7 @@ from infra.policies import (
     encrypted,
     iam_scoped,
     imdsv2_required,
+    lifecycle_hooks_managed,
     no_secret_in_user_data,
     no_world_ingress,
     role_documents,
@@ -272,3 +273,18 @@ def test_evaluator_semantics() -> None:
     assert not allowed([doc], "kms:Decrypt", "arn:aws:kms:r:1:key/k", {})  # missing context key
     assert allowed([doc], "s3:GetObject", "arn:aws:s3:::b/k")  # unknown operator on an Allow: assumed to hold
     assert not allowed([doc], "iam:PassRole", "arn:aws:s3:::b/k")
+
+
+def test_rule_lifecycle_hooks_managed_fires() -> None:
+    frozen = Resource("aws:autoscaling/group:Group", "asg", {"name": "g", "initialLifecycleHooks": [{"name": "h"}]})
+    assert lifecycle_hooks_managed([frozen]) == [
+        "asg: initialLifecycleHooks apply only when the group is created; use aws.autoscaling.LifecycleHook resources",
+        "asg: no launch lifecycle hook defaulting to ABANDON",
+    ]
+    group = Resource("aws:autoscaling/group:Group", "asg", {"name": "g"})
+    keeps = Resource("aws:autoscaling/lifecycleHook:LifecycleHook", "h", {
+        "autoscalingGroupName": "g", "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "defaultResult": "CONTINUE"})
+    assert lifecycle_hooks_managed([group, keeps]) == ["asg: no launch lifecycle hook defaulting to ABANDON"]
+    abandons = Resource(keeps.typ, "h", {**keeps.inputs, "defaultResult": "ABANDON"})
+    assert lifecycle_hooks_managed([group, abandons]) == []

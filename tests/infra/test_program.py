@@ -30,6 +30,7 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 ASG = "aws:autoscaling/group:Group"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
+HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 REDIS = "aws:elasticache/replicationGroup:ReplicationGroup"
 
 
@@ -160,10 +161,15 @@ def test_asg_sizes_protection_hook_and_refresh(dev: Program) -> None:
     assert asg["name"] == "jobfleet-dev-workers" == dev.outputs["asgName"]
     assert (asg["minSize"], asg["maxSize"], asg["desiredCapacity"]) == (1, 10, 1)
     assert asg["protectFromScaleIn"] is True
-    hook = asg["initialLifecycleHooks"][0]
+    assert "initialLifecycleHooks" not in asg  # those apply only when the group is created
+    hook = dev.one(HOOK, "drain").inputs
+    assert hook["autoscalingGroupName"] == "jobfleet-dev-workers" and hook["name"] == "jobfleet-drain"
     assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     assert hook["defaultResult"] == "CONTINUE"
     assert hook["heartbeatTimeout"] >= 180 + 60  # holds the instance longer than a job may run
+    launch = dev.one(HOOK, "launch").inputs
+    assert launch["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    assert (launch["defaultResult"], launch["heartbeatTimeout"]) == ("ABANDON", 900)
     assert asg["instanceRefresh"]["strategy"] == "Rolling"
     assert asg["instanceRefresh"]["preferences"]["scaleInProtectedInstances"] == "Refresh"
     assert asg["launchTemplate"]["version"] == "3"  # latest_version, not $Latest: refreshes on change
@@ -333,3 +339,11 @@ def test_no_infra_module_shadows_a_top_level_module() -> None:
             continue
         assert name not in sys.stdlib_module_names, f"infra/{path.name} shadows the stdlib module {name}"
         assert importlib.util.find_spec(name) is None, f"infra/{path.name} shadows the installed module {name}"
+
+
+def test_raising_the_job_timeout_updates_the_drain_hook_resource(dev: Program) -> None:
+    longer = run_program(dev_config(jobTimeout=1800, shutdownDeadline=600))
+    before, after = dev.one(HOOK, "drain"), longer.one(HOOK, "drain")
+    assert before.name == after.name  # the same resource: an in-place update of heartbeatTimeout
+    assert after.inputs["heartbeatTimeout"] == 1800 + 30 + 60 > before.inputs["heartbeatTimeout"]
+    assert run_program(dev_config(bootDeadline=1200)).one(HOOK, "launch").inputs["heartbeatTimeout"] == 1200

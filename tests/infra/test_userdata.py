@@ -135,7 +135,8 @@ def test_worker_units_stop_gracefully_within_the_job_timeout(dev: Program) -> No
     assert "KillSignal=SIGTERM" in unit and "KillMode=mixed" in unit
     stop = int(re.search(r"TimeoutStopSec=(\d+)", unit).group(1))  # type: ignore[union-attr]
     assert stop >= 180 and stop >= 600  # job timeout and shutdown deadline of the dev stack
-    hook = dev.one("aws:autoscaling/group:Group").inputs["initialLifecycleHooks"][0]
+    hook = next(h.inputs for h in dev.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")
+                if h.inputs["lifecycleTransition"].endswith("TERMINATING"))
     assert hook["heartbeatTimeout"] > stop
     assert "jobfleet-worker@.service" in text and 'units+=("jobfleet-worker@${slot}.service")' in text
     drain = heredoc(text, "DRAIN")
