@@ -16,7 +16,7 @@ import pulumi_aws as aws
 from infra.artifacts import Artifacts
 from infra.bundle import build_app_bundle, build_observability_bundle
 from infra.cache import Redis
-from infra.config import load_config
+from infra.config import instance_architecture, load_config
 from infra.dashboard_host import DashboardHost
 from infra.firewall import Firewall
 from infra.fleet import DRAIN_HOOK, LAUNCH_HOOK, WorkerFleet, asg_name
@@ -41,7 +41,10 @@ account = aws.get_caller_identity().account_id
 partition = aws.get_partition().partition
 fleet_name = asg_name(cfg)
 
-app_bundle = build_app_bundle()
+app_bundle = build_app_bundle(architectures=tuple(sorted({
+    cfg.architecture, instance_architecture(cfg.monitoring_instance_type),
+    instance_architecture(cfg.dashboard_instance_type),
+})))
 observability_bundle = build_observability_bundle()
 
 network = Network("network", cfg, tags)

@@ -28,15 +28,17 @@ install_bundle() {
 
 # install_release: unpack the app bundle into its own release dir, build its venv, point "current" at it.
 install_release() {
-  local name release
+  local name release wheels
   name="$(basename "$ARTIFACT_KEY" .tar.gz)"
   release="${RELEASE_ROOT}/releases/${name}"
   retry dnf install -y -q python3.11 python3.11-pip
   id jobfleet >/dev/null 2>&1 || useradd --system --user-group --home-dir "$RELEASE_ROOT" --shell /sbin/nologin jobfleet
   install_bundle "$ARTIFACT_BUCKET" "$ARTIFACT_KEY" "$release"
   python3.11 -m venv "${release}/.venv"
-  retry "${release}/.venv/bin/pip" install --quiet --disable-pip-version-check \
-    -r "${release}/requirements-runtime.txt"
+  # offline, from the bundle's wheelhouse for this CPU, every file checked against its pinned hash
+  wheels="${release}/wheelhouse/$(uname -m)"
+  "${release}/.venv/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$wheels" \
+    --require-hashes -r "${wheels}/requirements.lock"
   chown -R root:root "$release"
   ln -sfn "$release" "${RELEASE_ROOT}/current"
   mkdir -p /etc/jobfleet
