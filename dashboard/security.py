@@ -117,11 +117,11 @@ class SecurityPolicy:
 
     def refusal(self, method: str, path: str, headers: dict[str, str]) -> Refusal | None:
         """The first rule the request breaks, or ``None`` when it may through."""
+        if path in _OPEN_PATHS and method in SAFE_METHODS:
+            return None  # load-balancer health checks use the host's address; the answer holds no data
         if not self.host_allowed(headers.get("host")):
             host = headers.get("host", "")[:100]
             return Refusal(400, f"host {host!r} is not one this dashboard answers (JOBFLEET_DASHBOARD_ALLOWED_HOSTS)")
-        if path in _OPEN_PATHS:
-            return None
         return self.origin_refusal(method, headers) or self.token_refusal(method, path, headers)
 
 

@@ -18,6 +18,7 @@ from infra.bundle import build_app_bundle, build_observability_bundle
 from infra.cache import Redis
 from infra.config import instance_architecture, load_config
 from infra.dashboard_host import DashboardHost
+from infra.edge import PublicEdge, tunnel_command
 from infra.firewall import Firewall
 from infra.fleet import DRAIN_HOOK, LAUNCH_HOOK, WorkerFleet, asg_name
 from infra.grafana_host import GrafanaHost
@@ -27,6 +28,8 @@ from infra.network import Network
 from infra.secret_params import READERS, Secrets
 from infra.tags import Tagger
 from infra.userdata import (
+    DASHBOARD_PORT,
+    GRAFANA_PORT,
     Release,
     app_env,
     dashboard_user_data,
@@ -71,7 +74,7 @@ iam = Iam(
 redis = Redis("redis", cfg, network.app_subnet_ids, firewall.groups["redis"].id, tags)
 
 grafana = GrafanaHost(
-    "grafana", cfg, subnet_id=network.public_subnet_ids[0], security_group_id=firewall.groups["grafana"].id,
+    "grafana", cfg, subnet_id=network.app_subnet_ids[0], security_group_id=firewall.groups["grafana"].id,
     profile_name=iam.grafana.profile.name, tags=tags,
     user_data=pulumi.Output.all(
         artifacts.bucket.id, artifacts.objects["observability"].key, secrets.grafana_admin_password.name
@@ -117,13 +120,29 @@ monitoring = MonitoringHost(
     opts=pulumi.ResourceOptions(depends_on=[workers]),
 )
 dashboard = DashboardHost(
-    "dashboard", cfg, subnet_id=network.public_subnet_ids[0], security_group_id=firewall.groups["dashboard"].id,
+    "dashboard", cfg, subnet_id=network.app_subnet_ids[0], security_group_id=firewall.groups["dashboard"].id,
     profile_name=iam.dashboard.profile.name, tags=tags,
     user_data=pulumi.Output.all(app_inputs, secrets.dashboard_token.name).apply(lambda b: dashboard_user_data(
         Release(b[0][0], b[0][1], cfg.region), _env("dashboard", b[0][2], b[0][3], b[0][4]), token_parameter=b[1],
+        allowed_hosts=("localhost", "127.0.0.1", *((cfg.public_domain,) if cfg.exposure == "alb" else ())),
     )),
 )
 
+if cfg.exposure == "alb":
+    edge = PublicEdge(
+        "edge", cfg, vpc_id=network.vpc_id, subnet_ids=network.public_subnet_ids,
+        security_group_id=firewall.groups["alb"].id, dashboard_instance_id=dashboard.instance.id,
+        grafana_instance_id=grafana.instance.id, tags=tags,
+    )
+    pulumi.export("dashboardUrl", edge.dashboard_url)
+    pulumi.export("grafanaUrl", edge.grafana_url)
+    pulumi.export("albDnsName", edge.load_balancer.dns_name)
+else:  # no public ingress: forward a local port through Session Manager, then open localhost
+    pulumi.export("dashboardUrl", f"http://localhost:{DASHBOARD_PORT}/")
+    pulumi.export("grafanaUrl", f"http://localhost:{GRAFANA_PORT}/")
+    pulumi.export("dashboardTunnel", dashboard.instance.id.apply(lambda i: tunnel_command(i, cfg.region,
+                                                                                           DASHBOARD_PORT)))
+    pulumi.export("grafanaTunnel", grafana.instance.id.apply(lambda i: tunnel_command(i, cfg.region, GRAFANA_PORT)))
 pulumi.export("redisEndpoint", redis.endpoint)
 pulumi.export("redisPort", redis.port)
 pulumi.export("redisUrl", pulumi.Output.concat("rediss://", redis.endpoint, f":{redis.port}/0"))
@@ -134,9 +153,7 @@ pulumi.export("launchTemplateVersion", workers.launch_template.latest_version)
 pulumi.export("releaseKey", app_bundle.key)
 pulumi.export("artifactBucket", artifacts.bucket.id)
 pulumi.export("monitoringInstanceId", monitoring.instance.id)
-pulumi.export("dashboardUrl", dashboard.url)
 pulumi.export("dashboardTokenParameter", secrets.dashboard_token.name)
-pulumi.export("grafanaUrl", grafana.url)
 pulumi.export("grafanaAdminUser", "admin")
 pulumi.export("grafanaAdminPasswordParameter", secrets.grafana_admin_password.name)
 pulumi.export("vpcId", network.vpc_id)

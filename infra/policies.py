@@ -272,6 +272,45 @@ def lifecycle_hooks_managed(resources: Iterable[Resource]) -> list[str]:
     return problems
 
 
+_TLS_POLICIES = ("ELBSecurityPolicy-TLS13-", "ELBSecurityPolicy-TLS-1-2-")
+
+
+def https_only(res: Resource, ctx: PolicyContext) -> list[str]:
+    """Load balancer listeners: HTTPS with a certificate and a TLS 1.2+ policy, or HTTP that only redirects
+    to HTTPS (no plain HTTP from the internet)."""
+    if res.typ != "aws:lb/listener:Listener":
+        return []
+    i = res.inputs
+    if i.get("protocol") == "HTTPS":
+        problems = [] if i.get("certificateArn") else [f"{res.name}: HTTPS listener without a certificate"]
+        if not str(i.get("sslPolicy", "")).startswith(_TLS_POLICIES):
+            problems.append(f"{res.name}: TLS policy {i.get('sslPolicy')!r} allows protocols older than TLS 1.2")
+        return problems
+    actions = _as_list(i.get("defaultActions"))
+    redirects = all(a.get("type") == "redirect" and (a.get("redirect") or {}).get("protocol") == "HTTPS"
+                    for a in actions)
+    return [] if actions and redirects else [f"{res.name}: {i.get('protocol')} listener that does not only "
+                                             "redirect to HTTPS"]
+
+
+def no_direct_ingress_to_hosts(resources: Iterable[Resource]) -> list[str]:
+    """No security group of an instance or launch template admits a CIDR: hosts are reached only from other
+    security groups (the ALB, each other) or through Session Manager, never straight from an address range."""
+    items = list(resources)
+    host_groups: set[str] = set()
+    for r in items:
+        if r.typ in ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"):
+            host_groups.update(str(g) for g in _as_list(r.inputs.get("vpcSecurityGroupIds")))
+    return [
+        f"{r.name}: host security group admits {r.inputs.get('cidrIpv4') or r.inputs.get('cidrIpv6')} on port "
+        f"{r.inputs.get('fromPort')} directly"
+        for r in items
+        if r.typ == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        and str(r.inputs.get("securityGroupId")) in host_groups
+        and (r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6"))
+    ]
+
+
 _EVERYTHING = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 """What an attached policy whose document is unknown is assumed to grant."""
 
@@ -331,11 +370,14 @@ def secrets_only_for_readers(resources: Iterable[Resource], ctx: PolicyContext) 
     return problems
 
 
-RULES: tuple[Rule, ...] = (no_world_ingress, imdsv2_required, encrypted, no_secret_in_user_data, iam_scoped, tagged)
+RULES: tuple[Rule, ...] = (
+    no_world_ingress, imdsv2_required, encrypted, no_secret_in_user_data, iam_scoped, tagged, https_only,
+)
 
 
 def check_all(resources: Iterable[Resource], ctx: PolicyContext) -> list[str]:
     """Every violation of every rule over ``resources``."""
     items = list(resources)
     problems = [problem for res in items for rule in RULES for problem in rule(res, ctx)]
-    return problems + buckets_encrypted(items) + secrets_only_for_readers(items, ctx) + lifecycle_hooks_managed(items)
+    return (problems + buckets_encrypted(items) + secrets_only_for_readers(items, ctx)
+            + lifecycle_hooks_managed(items) + no_direct_ingress_to_hosts(items))

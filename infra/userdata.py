@@ -197,10 +197,18 @@ def monitoring_user_data(
     return _checked(render("monitoring.sh", values), "monitoring")
 
 
-def dashboard_user_data(release: Release, env: Mapping[str, str], *, token_parameter: str) -> str:
-    """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM."""
+def dashboard_user_data(
+    release: Release, env: Mapping[str, str], *, token_parameter: str,
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> str:
+    """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM.
+
+    ``allowed_hosts``: the names browsers use (``localhost`` through the SSM tunnel, the public domain
+    behind the ALB); any other ``Host`` is refused (DNS rebinding).
+    """
     env = {
         **env,
+        "JOBFLEET_DASHBOARD_ALLOWED_HOSTS": ",".join(allowed_hosts),
         "JOBFLEET_DASHBOARD_HOST": "0.0.0.0",
         "JOBFLEET_DASHBOARD_PORT": str(DASHBOARD_PORT),
         "JOBFLEET_METRICS_PORT": "0",

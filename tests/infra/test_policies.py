@@ -18,9 +18,11 @@ from infra.policies import (
     buckets_encrypted,
     check_all,
     encrypted,
+    https_only,
     iam_scoped,
     imdsv2_required,
     lifecycle_hooks_managed,
+    no_direct_ingress_to_hosts,
     no_secret_in_user_data,
     no_world_ingress,
     role_documents,
@@ -59,10 +61,11 @@ def test_variants_pass_too() -> None:
 
 
 def test_world_ingress_only_when_config_opens_it() -> None:
-    program = run_program(dev_config(allowedCidrs=["0.0.0.0/0"], allowPublicAccess=True))
+    program = run_program(dev_config(allowedCidrs=["0.0.0.0/0"], allowPublicAccess=True, exposure="alb",
+                                     publicDomain="jobs.example.com", certificateArn=CERT))
     resources = _resources(program)
     problems = check_all(resources, CTX)
-    assert len(problems) == 2 and all("0.0.0.0/0" in p for p in problems)
+    assert len(problems) == 3 and all("0.0.0.0/0" in p for p in problems)  # the ALB's 443, 3000 and 80
     opened = dataclasses.replace(CTX, open_cidrs=frozenset({"0.0.0.0/0"}))
     assert check_all(resources, opened) == []
 
@@ -154,12 +157,14 @@ def test_rule_tagged_fires() -> None:
 def test_rules_are_all_exercised() -> None:
     assert {rule.__name__ for rule in RULES} == {
         "no_world_ingress", "imdsv2_required", "encrypted", "no_secret_in_user_data", "iam_scoped", "tagged",
+        "https_only",
     }
 
 
 # --- who can read which secret: effective permissions, managed policies included ------------------
 
 GRAFANA_PASSWORD = "/jobfleet/dev/grafana-admin-password"
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab"
 
 
 def _role_docs(program: Program) -> dict[str, list[Any]]:
@@ -288,3 +293,36 @@ def test_rule_lifecycle_hooks_managed_fires() -> None:
     assert lifecycle_hooks_managed([group, keeps]) == ["asg: no launch lifecycle hook defaulting to ABANDON"]
     abandons = Resource(keeps.typ, "h", {**keeps.inputs, "defaultResult": "ABANDON"})
     assert lifecycle_hooks_managed([group, abandons]) == []
+
+
+def test_public_mode_passes_every_rule() -> None:
+    program = run_program(dev_config(exposure="alb", publicDomain="jobs.example.com", certificateArn=CERT))
+    assert check_all(_resources(program), CTX) == []
+    assert len(program.of_type("aws:lb/listener:Listener")) == 3
+
+
+def test_rule_https_only_fires() -> None:
+    listener = "aws:lb/listener:Listener"
+    forward = [{"type": "forward", "targetGroupArn": "tg"}]
+    plain = Resource(listener, "plain", {"protocol": "HTTP", "port": 80, "defaultActions": forward})
+    assert https_only(plain, CTX) == ["plain: HTTP listener that does not only redirect to HTTPS"]
+    old = Resource(listener, "old", {"protocol": "HTTPS", "certificateArn": CERT,
+                                     "sslPolicy": "ELBSecurityPolicy-2016-08", "defaultActions": forward})
+    assert https_only(old, CTX) == ["old: TLS policy 'ELBSecurityPolicy-2016-08' allows protocols older than TLS 1.2"]
+    nocert = Resource(listener, "nc", {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"})
+    assert https_only(nocert, CTX) == ["nc: HTTPS listener without a certificate"]
+    redirect = Resource(listener, "r", {"protocol": "HTTP", "defaultActions": [
+        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]})
+    assert https_only(redirect, CTX) == []
+
+
+def test_rule_no_direct_ingress_to_hosts_fires() -> None:
+    host = Resource("aws:ec2/instance:Instance", "dash", {"vpcSecurityGroupIds": ["sg-dash"]})
+    direct = Resource("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "in",
+                      {"securityGroupId": "sg-dash", "cidrIpv4": "203.0.113.10/32", "fromPort": 8080, "toPort": 8080})
+    assert no_direct_ingress_to_hosts([host, direct]) == [
+        "in: host security group admits 203.0.113.10/32 on port 8080 directly"]
+    via_alb = Resource(direct.typ, "in", {"securityGroupId": "sg-dash", "referencedSecurityGroupId": "sg-alb",
+                                         "fromPort": 8080, "toPort": 8080})
+    alb = Resource(direct.typ, "alb-in", {"securityGroupId": "sg-alb", "cidrIpv4": "203.0.113.10/32", "fromPort": 443})
+    assert no_direct_ingress_to_hosts([host, via_alb, alb]) == []

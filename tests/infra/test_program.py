@@ -74,7 +74,8 @@ def test_nat_option_adds_private_subnets_for_hosts_without_inbound_traffic() -> 
     private_ids = {s.id for s in private}
     assert set(program.one(ASG).inputs["vpcZoneIdentifiers"]) == private_ids
     assert program.one(INSTANCE, "monitoring").inputs["subnetId"] in private_ids
-    assert program.one(INSTANCE, "dashboard").inputs["subnetId"] not in private_ids
+    assert program.one(INSTANCE, "dashboard").inputs["subnetId"] in private_ids  # no inbound internet traffic
+    assert program.one(INSTANCE, "grafana").inputs["subnetId"] in private_ids
     subnet_group = program.one("aws:elasticache/subnetGroup:SubnetGroup")
     assert set(subnet_group.inputs["subnetIds"]) == private_ids
 
@@ -99,16 +100,50 @@ def test_security_groups_have_explicit_egress_and_redis_admits_only_app_groups(d
     assert all("egress" not in r.inputs and "ingress" not in r.inputs for r in dev.of_type(SG))
 
 
-def test_dashboard_and_grafana_reachable_only_from_the_configured_cidrs(dev: Program) -> None:
-    world = [r for r in dev.of_type(INGRESS) if r.inputs.get("cidrIpv4")]
-    opened = {(r.inputs["cidrIpv4"], r.inputs["fromPort"], _sg_name(dev, r.inputs["securityGroupId"])) for r in world}
-    assert opened == {
-        ("203.0.113.10/32", 8080, "firewall-dashboard"),
-        ("203.0.113.10/32", 3000, "firewall-grafana"),
+ALB_CONFIG = {
+    "exposure": "alb", "publicDomain": "jobs.example.com",
+    "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab",
+}
+LISTENER = "aws:lb/listener:Listener"
+
+
+def test_by_default_nothing_is_reachable_from_outside_the_vpc(dev: Program) -> None:
+    assert [r.inputs for r in dev.of_type(INGRESS) if r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6")] == []
+    assert dev.of_type("aws:lb/loadBalancer:LoadBalancer") == []
+    tunnel = dev.outputs["dashboardTunnel"]
+    assert tunnel == ("aws ssm start-session --region eu-west-1 --target dashboard-instance-id --document-name "
+                      "AWS-StartPortForwardingSession --parameters '{\"portNumber\":[\"8080\"],"
+                      "\"localPortNumber\":[\"8080\"]}'")
+    assert "--target grafana-instance-id" in dev.outputs["grafanaTunnel"]
+    assert dev.outputs["dashboardUrl"] == "http://localhost:8080/"
+    env = _user_data(dev, "dashboard")
+    assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1" in env
+
+
+def test_public_mode_is_an_https_only_alb_admitting_the_configured_cidrs() -> None:
+    program = run_program(dev_config(**ALB_CONFIG, allowedCidrs=["198.51.100.0/24", "192.0.2.1/32"]))
+    world = [r.inputs for r in program.of_type(INGRESS) if r.inputs.get("cidrIpv4")]
+    assert {(r["cidrIpv4"], r["fromPort"], _sg_name(program, r["securityGroupId"])) for r in world} == {
+        (cidr, port, "firewall-alb") for cidr in ("198.51.100.0/24", "192.0.2.1/32") for port in (443, 3000, 80)
     }
-    program = run_program(dev_config(allowedCidrs=["198.51.100.0/24", "192.0.2.1/32"]))
-    cidrs = sorted({r.inputs["cidrIpv4"] for r in program.of_type(INGRESS) if r.inputs.get("cidrIpv4")})
-    assert cidrs == ["192.0.2.1/32", "198.51.100.0/24"]
+    for role, port in (("dashboard", 8080), ("grafana", 3000)):
+        group = program.one(SG, f"firewall-{role}").id
+        sources = {_sg_name(program, r.inputs["referencedSecurityGroupId"]) for r in program.of_type(INGRESS)
+                   if r.inputs["securityGroupId"] == group and r.inputs["fromPort"] == port}
+        assert sources == {"firewall-alb"}, role
+    listeners = {r.inputs["port"]: r.inputs for r in program.of_type(LISTENER)}
+    assert set(listeners) == {443, 3000, 80}
+    for port in (443, 3000):
+        assert listeners[port]["protocol"] == "HTTPS" and listeners[port]["certificateArn"] == ALB_CONFIG[
+            "certificateArn"]
+        assert listeners[port]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    redirect = listeners[80]["defaultActions"][0]
+    assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
+    alb = program.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert alb["internal"] is False and alb["dropInvalidHeaderFields"] is True and len(alb["subnets"]) == 3
+    assert program.outputs["dashboardUrl"] == "https://jobs.example.com/"
+    assert program.outputs["grafanaUrl"] == "https://jobs.example.com:3000/"
+    assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1,jobs.example.com" in _user_data(program, "dashboard")
 
 
 def test_redis_is_valkey_with_tls_auth_encryption_and_failover(dev: Program) -> None:
@@ -294,8 +329,7 @@ def test_prometheus_discovers_hosts_by_the_tags_the_program_sets(dev: Program) -
 
 def test_outputs_name_what_operators_need(dev: Program) -> None:
     out = dev.outputs
-    assert out["dashboardUrl"].startswith("http://ec2-") and out["dashboardUrl"].endswith(":8080/")
-    assert out["grafanaUrl"].endswith(":3000/")
+    assert out["dashboardUrl"] == "http://localhost:8080/" and out["grafanaUrl"] == "http://localhost:3000/"
     assert out["redisEndpoint"].startswith("master.")
     assert out["monitoringInstanceId"] == "monitoring-instance-id"
     assert out["artifactBucket"] == "artifacts-bucket-abc123"
