@@ -74,10 +74,30 @@ RestartSec=5
 WantedBy=multi-user.target
 UNIT
 
+# Spot interruption watcher: on the 2-minute notice it stops the slots taking jobs and requeues the jobs that
+# cannot finish in time; on a rebalance recommendation it stops taking jobs (worker/spot.py).
+cat > /etc/systemd/system/jobfleet-spot.service <<'UNIT'
+[Unit]
+Description=jobfleet spot interruption watcher
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+EnvironmentFile=/etc/jobfleet/jobfleet.env
+WorkingDirectory=/opt/jobfleet/current
+ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker.spot
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
 systemctl daemon-reload
 units=()
 for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
-systemctl enable --now "${units[@]}" jobfleet-drain.service
+systemctl enable --now "${units[@]}" jobfleet-drain.service jobfleet-spot.service
 if ! self_check "${units[@]}"; then
   trap - ERR
   complete_launch ABANDON

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.userdata import launch_check_script
-from tests.infra.harness import Program
+from tests.infra.harness import ROOT, Program
 from tests.infra.test_userdata import user_data
 
 STUBS = {
@@ -145,3 +145,10 @@ def test_secret_fetch_is_part_of_the_restarting_service(dev: Program, role: str)
     assert "Type=oneshot" not in text and f"jobfleet-{role}-secrets.service" not in text
     assert "ExecStartPre=" in text and "jobfleet-fetch-secrets /run/jobfleet-secrets/" in text
     assert "Restart=always" in text
+
+
+def test_worker_hosts_run_the_spot_watcher(dev: Program) -> None:
+    text = user_data(dev, "worker")
+    assert "ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker.spot" in text
+    assert "jobfleet-drain.service jobfleet-spot.service" in text
+    assert (ROOT / "worker" / "spot.py").is_file()
