@@ -23,6 +23,7 @@ from infra.firewall import Firewall
 from infra.fleet import DRAIN_HOOK, LAUNCH_HOOK, WorkerFleet, asg_name
 from infra.grafana_host import GrafanaHost
 from infra.iam import Iam, asg_arn
+from infra.logs import ROLE_LOGS, LogGroups, agent_config, log_group_arn, log_group_name
 from infra.monitoring_host import MonitoringHost
 from infra.network import Network
 from infra.secret_params import READERS, Secrets
@@ -70,8 +71,12 @@ iam = Iam(
     key_arn=secrets.key.arn,
     readers=READERS,
     role_prefix=f"{cfg.project}-{cfg.stack}",
+    log_arns={role: [log_group_arn(partition, cfg.region, account, log_group_name(cfg, s)) for s in services]
+              for role, services in ROLE_LOGS.items()},
 )
 redis = Redis("redis", cfg, network.app_subnet_ids, firewall.groups["redis"].id, tags)
+
+log_groups = LogGroups("logs", cfg, tags)
 
 grafana = GrafanaHost(
     "grafana", cfg, subnet_id=network.app_subnet_ids[0], security_group_id=firewall.groups["grafana"].id,
@@ -81,7 +86,7 @@ grafana = GrafanaHost(
     ).apply(lambda a: grafana_user_data(
         Release(a[0], a[1], cfg.region), stack=cfg.stack, password_parameter=a[2],
         grafana_image=cfg.grafana_image, prometheus_image=cfg.prometheus_image, otelcol_image=cfg.otelcol_image,
-        tempo_image=cfg.tempo_image,
+        tempo_image=cfg.tempo_image, log_config=agent_config(cfg, "grafana"),
     )),
 )
 
@@ -107,7 +112,7 @@ workers = WorkerFleet(
     user_data=app_inputs.apply(lambda a: worker_user_data(
         Release(a[0], a[1], cfg.region), _env("worker", a[2], a[3], a[4]), slots=cfg.slots_per_instance,
         stop_timeout=cfg.stop_timeout, asg_name=fleet_name, hook_name=DRAIN_HOOK, launch_hook=LAUNCH_HOOK,
-        self_check_seconds=max(60, cfg.boot_deadline - int(cfg.boot_time)),
+        self_check_seconds=max(60, cfg.boot_deadline - int(cfg.boot_time)), log_config=agent_config(cfg, "worker"),
     )),
 )
 monitoring = MonitoringHost(
@@ -115,7 +120,7 @@ monitoring = MonitoringHost(
     profile_name=iam.monitoring.profile.name, tags=tags,
     user_data=app_inputs.apply(lambda a: monitoring_user_data(
         Release(a[0], a[1], cfg.region), _env("autoscaler", a[2], a[3], a[4]), asg_name=fleet_name,
-        target_wait=cfg.target_wait, boot_time=cfg.boot_time,
+        target_wait=cfg.target_wait, boot_time=cfg.boot_time, log_config=agent_config(cfg, "monitoring"),
     )),
     opts=pulumi.ResourceOptions(depends_on=[workers]),
 )
@@ -125,6 +130,7 @@ dashboard = DashboardHost(
     user_data=pulumi.Output.all(app_inputs, secrets.dashboard_token.name).apply(lambda b: dashboard_user_data(
         Release(b[0][0], b[0][1], cfg.region), _env("dashboard", b[0][2], b[0][3], b[0][4]), token_parameter=b[1],
         allowed_hosts=("localhost", "127.0.0.1", *((cfg.public_domain,) if cfg.exposure == "alb" else ())),
+        log_config=agent_config(cfg, "dashboard"),
     )),
 )
 

@@ -90,6 +90,8 @@ class InfraConfig:
     """``ssm``: no public ingress (SSM port forwarding); ``alb``: an HTTPS-only ALB admitting ``allowedCidrs``."""
     certificate_arn: str = ""
     public_domain: str = ""
+    log_retention_days: int = 14
+    """Days CloudWatch keeps the hosts' logs."""
     """Seconds a new worker host has to pass its self-check before the launch hook abandons it."""
     """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
 
@@ -253,6 +255,17 @@ def _cidrs_or_none(exposure: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653)
+
+
+def _retention(raw: str) -> int:
+    value = _int(1, 3653)(raw)
+    if value not in _RETENTION_DAYS:
+        raise ValueError("CloudWatch does not offer that retention")
+    return value
+
+
 def _cidrs(raw: str) -> tuple[str, ...]:
     items = tuple(str(item).strip() for item in _json_list(raw))
     if not items:
@@ -386,6 +399,8 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         secrets_version=c.value("secretsVersion", "1", _int(1, 1_000_000), "a whole number >= 1"),
         boot_deadline=c.value("bootDeadline", "900", _int(60, 7200), "seconds 60-7200"),
         exposure=exposure,
+        log_retention_days=c.value("logRetentionDays", "14", _retention, "one of CloudWatch's retention periods "
+                                   f"({', '.join(map(str, _RETENTION_DAYS))})"),
         certificate_arn=c.value("certificateArn", "", _optional(_ACM_ARN, "an ACM certificate ARN"),
                                 "an ACM certificate ARN (exposure alb)"),
         public_domain=c.value("publicDomain", "", _optional(_DOMAIN, "a DNS name"),

@@ -137,9 +137,11 @@ class Iam(pulumi.ComponentResource):
         key_arn: pulumi.Input[str],
         readers: Mapping[str, tuple[str, ...]],
         role_prefix: str,
+        log_arns: Mapping[str, list[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("jobfleet:iam:Iam", name, None, opts)
+        logs = log_arns or {}
         child = pulumi.ResourceOptions(parent=self)
         keys = sorted(parameter_arns)
         out = pulumi.Output.all(bucket_arn, key_arn, *[parameter_arns[k] for k in keys])
@@ -147,7 +149,9 @@ class Iam(pulumi.ComponentResource):
         def secrets(role: str, a: list[str]) -> list[dict[str, Any]]:
             arns = dict(zip(keys, a[2:], strict=True))
             own = [arns[k] for k in keys if role in readers.get(k, ())]
-            return secret_statements(own, [arns[k] for k in keys if arns[k] not in own], a[1])
+            shipping = [_allow("ShipLogs", ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                               sorted(logs[role]))] if logs.get(role) else []
+            return secret_statements(own, [arns[k] for k in keys if arns[k] not in own], a[1]) + shipping
 
         def release(bucket: str) -> dict[str, Any]:
             return _allow("ReadReleases", ["s3:GetObject"], [f"{bucket}/{bundle_prefix(app_key)}"])

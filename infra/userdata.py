@@ -97,6 +97,13 @@ def _release_values(release: Release) -> dict[str, str]:
     }
 
 
+def _json_line(text: str) -> str:
+    """A JSON document for a quoted heredoc: one line, no heredoc terminator inside."""
+    if "\n" in text or "CWAGENT" in text:
+        raise UserDataError("the CloudWatch agent config must be one line of JSON")
+    return text
+
+
 def _checked(text: str, what: str) -> str:
     if not text.startswith("#!/bin/bash\n"):
         raise UserDataError(f"{what} user data must start with the shebang on line 1")
@@ -162,7 +169,7 @@ def launch_check_script(*, asg_name: str, launch_hook: str, self_check_seconds: 
 
 def worker_user_data(
     release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str,
-    launch_hook: str = "jobfleet-launch", self_check_seconds: int = 120,
+    launch_hook: str = "jobfleet-launch", self_check_seconds: int = 120, log_config: str = "{}",
 ) -> str:
     """User data of a worker host: ``slots`` times ``python -m worker`` under ``jobfleet-worker@.service``."""
     # every slot asks for the metrics port: the first to bind serves the whole host from the shared
@@ -174,6 +181,7 @@ def worker_user_data(
         "STOP_TIMEOUT": str(int(stop_timeout)),
         "ENV_FILE": env_file(env),
         "DRAIN_SCRIPT": drain_script(region=release.region, asg_name=asg_name, hook_name=hook_name),
+        "CW_AGENT_CONFIG": _json_line(log_config),
         "LAUNCH_CHECK": launch_check_script(asg_name=asg_name, launch_hook=launch_hook,
                                             self_check_seconds=self_check_seconds),
     }
@@ -181,7 +189,8 @@ def worker_user_data(
 
 
 def monitoring_user_data(
-    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float
+    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float,
+    log_config: str = "{}",
 ) -> str:
     """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
     env = {
@@ -193,13 +202,14 @@ def monitoring_user_data(
         "JOBFLEET_AUTOSCALER_METRICS_PORT": str(AUTOSCALER_METRICS_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }
-    values = {**_release_values(release), "ASG_NAME": shlex.quote(asg_name), "ENV_FILE": env_file(env)}
+    values = {**_release_values(release), "ASG_NAME": shlex.quote(asg_name), "ENV_FILE": env_file(env),
+              "CW_AGENT_CONFIG": _json_line(log_config)}
     return _checked(render("monitoring.sh", values), "monitoring")
 
 
 def dashboard_user_data(
     release: Release, env: Mapping[str, str], *, token_parameter: str,
-    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), log_config: str = "{}",
 ) -> str:
     """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM.
 
@@ -219,6 +229,7 @@ def dashboard_user_data(
         "ENV_FILE": env_file(env),
         "FETCH_SCRIPT": fetch_secret_script(region=release.region),
         "TOKEN_ASSIGNMENT": f"JOBFLEET_DASHBOARD_TOKEN={_parameter(token_parameter)}",
+        "CW_AGENT_CONFIG": _json_line(log_config),
     }
     return _checked(render("dashboard.sh", values), "dashboard")
 
@@ -232,6 +243,7 @@ def grafana_user_data(
     prometheus_image: str,
     otelcol_image: str,
     tempo_image: str,
+    log_config: str = "{}",
 ) -> str:
     """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
     values = {
@@ -243,5 +255,6 @@ def grafana_user_data(
         "PROMETHEUS_IMAGE": prometheus_image,
         "OTELCOL_IMAGE": otelcol_image,
         "TEMPO_IMAGE": tempo_image,
+        "CW_AGENT_CONFIG": _json_line(log_config),
     }
     return _checked(render("grafana.sh", values), "grafana")

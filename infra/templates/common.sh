@@ -46,6 +46,26 @@ install_release() {
   log "installed release ${name}"
 }
 
+# ship_logs < CONFIG: install the CloudWatch agent (AL2023 repository) and ship the files named in the JSON
+# config on stdin (service logs under /var/log/jobfleet, the bootstrap log) to CloudWatch Logs.
+ship_logs() {
+  mkdir -p /var/log/jobfleet /etc/jobfleet
+  cat > /etc/jobfleet/cloudwatch-agent.json
+  cat > /etc/logrotate.d/jobfleet <<'ROTATE'
+/var/log/jobfleet/*.log {
+  daily
+  rotate 3
+  missingok
+  notifempty
+  compress
+  copytruncate
+}
+ROTATE
+  retry dnf install -y -q amazon-cloudwatch-agent
+  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+    -c file:/etc/jobfleet/cloudwatch-agent.json
+}
+
 # write_env FILE: write stdin to FILE readable by root and the jobfleet group only.
 write_env() {
   install -m 0640 -o root -g jobfleet /dev/null "$1"

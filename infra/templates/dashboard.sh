@@ -10,6 +10,11 @@ AWS_REGION=@@AWS_REGION@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 install_release
 
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
@@ -36,6 +41,8 @@ EnvironmentFile=/etc/jobfleet/jobfleet.env
 # The token is read (with retries) before every start; if SSM stays unreachable the unit restarts and tries again.
 ExecStartPre=+/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/dashboard.env @@TOKEN_ASSIGNMENT@@
 EnvironmentFile=-/run/jobfleet-secrets/dashboard.env
+StandardOutput=append:/var/log/jobfleet/dashboard.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m dashboard
 KillSignal=SIGTERM
 TimeoutStopSec=30

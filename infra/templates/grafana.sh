@@ -13,6 +13,11 @@ readonly STACK=@@STACK@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 retry dnf install -y -q docker
 systemctl enable --now docker.service
 install_bundle "$ARTIFACT_BUCKET" "$ARTIFACT_KEY" "$OBS"

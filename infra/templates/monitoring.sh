@@ -10,6 +10,11 @@ AWS_REGION=@@AWS_REGION@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 install_release
 
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
@@ -28,6 +33,8 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
+StandardOutput=append:/var/log/jobfleet/autoscaler.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m autoscaler --backend aws
 KillSignal=SIGTERM
 TimeoutStopSec=30

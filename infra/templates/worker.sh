@@ -13,6 +13,11 @@ readonly SLOTS=@@SLOTS@@
 
 @@LAUNCH_CHECK@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 install_release
 
 cat > /etc/tmpfiles.d/jobfleet.conf <<'TMPFILES'
@@ -39,6 +44,8 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
+StandardOutput=append:/var/log/jobfleet/worker.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker
 # SIGTERM to the worker only: it finishes (or re-queues) its job, then exits.
 KillSignal=SIGTERM

@@ -73,6 +73,8 @@ ALB = {
         ({**ALB, "allowedCidrs": []}, "jobfleet:allowedCidrs='[]' is not allowed: the list is empty"),
         ({**ALB, "allowedCidrs": None}, "jobfleet:allowedCidrs is required"),
         ({"exposure": "alb"}, "jobfleet:exposure=alb needs jobfleet:certificateArn"),
+        ({"logRetentionDays": 10}, "jobfleet:logRetentionDays='10' is not allowed: CloudWatch does not offer"),
+        ({"bootDeadline": 100}, "jobfleet:bootDeadline=100 leaves less than a minute"),
         ({"exposure": "public"}, "jobfleet:exposure='public' is not allowed"),
         ({**ALB, "certificateArn": "arn:aws:iam::1:server-certificate/x"}, "jobfleet:certificateArn"),
         ({"allowedCidrs": ["10.0.0.300/32"]}, "'10.0.0.300/32' is not a CIDR"),

@@ -381,3 +381,24 @@ def test_raising_the_job_timeout_updates_the_drain_hook_resource(dev: Program) -
     assert before.name == after.name  # the same resource: an in-place update of heartbeatTimeout
     assert after.inputs["heartbeatTimeout"] == 1800 + 30 + 60 > before.inputs["heartbeatTimeout"]
     assert run_program(dev_config(bootDeadline=1200)).one(HOOK, "launch").inputs["heartbeatTimeout"] == 1200
+
+
+def test_logs_leave_the_hosts_with_a_retention(dev: Program) -> None:
+    groups = {r.inputs["name"]: r.inputs for r in dev.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert set(groups) == {f"/jobfleet/dev/{s}" for s in ("worker", "autoscaler", "dashboard", "bootstrap")}
+    assert all(g["retentionInDays"] == 14 for g in groups.values())
+    assert all(g["retentionInDays"] == 30 for g in run_program(dev_config(logRetentionDays=30)).of_type(
+        "aws:cloudwatch/logGroup:LogGroup") for g in [g.inputs])
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in dev.of_type("aws:iam/rolePolicy:RolePolicy")}
+    ship = {s["Sid"]: s for s in policies["iam-worker-policy"]["Statement"]}["ShipLogs"]
+    assert ship["Resource"] == sorted(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/jobfleet/dev/{s}:*"
+                                      for s in ("worker", "bootstrap"))
+    assert "logs:CreateLogGroup" not in ship["Action"]
+    for role, service in (("worker", "worker"), ("monitoring", "autoscaler"), ("dashboard", "dashboard")):
+        text = _user_data(dev, role)
+        assert f"StandardOutput=append:/var/log/jobfleet/{service}.log" in text, role
+        config = json.loads(text.split("<<'CWAGENT'", 1)[1].split("\n")[1])
+        files = {f["file_path"]: f["log_group_name"] for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+        assert files == {f"/var/log/jobfleet/{service}.log": f"/jobfleet/dev/{service}",
+                         "/var/log/jobfleet-bootstrap.log": "/jobfleet/dev/bootstrap"}, role
+        assert "amazon-cloudwatch-agent-ctl -a fetch-config" in text
