@@ -121,6 +121,7 @@ monitoring = MonitoringHost(
     user_data=app_inputs.apply(lambda a: monitoring_user_data(
         Release(a[0], a[1], cfg.region), _env("autoscaler", a[2], a[3], a[4]), asg_name=fleet_name,
         target_wait=cfg.target_wait, boot_time=cfg.boot_time, log_config=agent_config(cfg, "monitoring"),
+        boot_deadline=cfg.boot_deadline,
     )),
     opts=pulumi.ResourceOptions(depends_on=[workers]),
 )

@@ -190,7 +190,7 @@ def worker_user_data(
 
 def monitoring_user_data(
     release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float,
-    log_config: str = "{}",
+    log_config: str = "{}", boot_deadline: int = 900,
 ) -> str:
     """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
     env = {
@@ -199,6 +199,7 @@ def monitoring_user_data(
         "JOBFLEET_ASG_NAME": asg_name,
         "JOBFLEET_TARGET_WAIT": f"{target_wait:g}",
         "JOBFLEET_BOOT_TIME": f"{boot_time:g}",
+        "JOBFLEET_BOOT_DEADLINE": str(int(boot_deadline)),
         "JOBFLEET_AUTOSCALER_METRICS_PORT": str(AUTOSCALER_METRICS_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }

@@ -279,6 +279,10 @@ class Settings:
     stale_after: float = _var(
         "JOBFLEET_STALE_AFTER", "30", _float(1), "Observations older than this (s) are stale: hold the size."
     )
+    boot_deadline: float = _var(
+        "JOBFLEET_BOOT_DEADLINE", "900", _float(0, open_lo=True),
+        "AWS backend: an instance with no worker heartbeat this many seconds after launch is marked Unhealthy.",
+    )
     dry_run: bool = _var("JOBFLEET_DRY_RUN", "0", _bool, "Decide and log, but do not change capacity.")
     asg_name: str | None = _var(
         "JOBFLEET_ASG_NAME", "", _optional_str, "Auto Scaling Group of the workers (aws backend)."
