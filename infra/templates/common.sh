@@ -66,6 +66,13 @@ ROTATE
     -c file:/etc/jobfleet/cloudwatch-agent.json
 }
 
+# local_ipv4: this host's VPC address (IMDSv2), where its metrics endpoint binds.
+local_ipv4() {
+  local token
+  token="$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')"
+  curl -sf -H "X-aws-ec2-metadata-token: ${token}" http://169.254.169.254/latest/meta-data/local-ipv4
+}
+
 # write_env FILE: write stdin to FILE readable by root and the jobfleet group only.
 write_env() {
   install -m 0640 -o root -g jobfleet /dev/null "$1"

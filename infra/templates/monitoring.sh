@@ -20,6 +20,8 @@ install_release
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
 @@ENV_FILE@@
 ENVFILE
+# the autoscaler's metrics bind to this host's VPC address only (the Grafana host's Prometheus scrapes it)
+printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(local_ipv4)" >> /etc/jobfleet/jobfleet.env
 
 cat > /etc/systemd/system/jobfleet-autoscaler.service <<'UNIT'
 [Unit]

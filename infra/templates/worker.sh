@@ -30,7 +30,7 @@ write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
 @@ENV_FILE@@
 ENVFILE
 # metrics bind to this host's VPC address only (the monitoring host scrapes it; nothing else can reach it)
-printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(imds meta-data/local-ipv4)" >> /etc/jobfleet/jobfleet.env
+printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(local_ipv4)" >> /etc/jobfleet/jobfleet.env
 
 cat > /etc/systemd/system/jobfleet-worker@.service <<'UNIT'
 [Unit]

@@ -52,7 +52,7 @@ def run_boot(tmp_path: Path, body: str, **env: str) -> tuple[int, list[str], str
         "#!/bin/bash", "set -euo pipefail",
         f"log() {{ printf '%s\\n' \"$*\" >> {log}; }}",
         'retry() { "$@"; }',
-        launch_check_script(asg_name="jobfleet-dev-workers", launch_hook="jobfleet-launch", self_check_seconds=3),
+        launch_check_script(asg_name="jobfleet-dev-workers", launch_hook="jobfleet-launch", self_check_seconds=1),
         body,
     ])
     done = subprocess.run(
@@ -108,7 +108,9 @@ def test_worker_user_data_runs_the_check_it_was_tested_with(dev: Program) -> Non
                                self_check_seconds=810) in text
     tail = text[text.index('systemctl enable --now "${units[@]}"'):]
     assert WORKER_TAIL.strip().split("\n", 1)[1] in tail  # the same sequence, after the units start
-    assert "JOBFLEET_METRICS_ADDR=%s" in text and "meta-data/local-ipv4" in text
+    appended = "printf 'JOBFLEET_METRICS_ADDR=%s\\n' \"$(local_ipv4)\" >> /etc/jobfleet/jobfleet.env"
+    assert appended in text and "meta-data/local-ipv4" in text
+    assert appended in user_data(dev, "monitoring")  # the autoscaler's endpoint too
 
 
 def test_secret_fetcher_retries_with_backoff_then_writes_the_file(tmp_path: Path) -> None:
