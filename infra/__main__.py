@@ -87,6 +87,7 @@ grafana = GrafanaHost(
         Release(a[0], a[1], cfg.region), stack=cfg.stack, password_parameter=a[2],
         grafana_image=cfg.grafana_image, prometheus_image=cfg.prometheus_image, otelcol_image=cfg.otelcol_image,
         tempo_image=cfg.tempo_image, log_config=agent_config(cfg, "grafana"),
+        grafana_listen="0.0.0.0" if cfg.exposure == "alb" else "127.0.0.1",
     )),
 )
 
@@ -131,7 +132,7 @@ dashboard = DashboardHost(
     user_data=pulumi.Output.all(app_inputs, secrets.dashboard_token.name).apply(lambda b: dashboard_user_data(
         Release(b[0][0], b[0][1], cfg.region), _env("dashboard", b[0][2], b[0][3], b[0][4]), token_parameter=b[1],
         allowed_hosts=("localhost", "127.0.0.1", *((cfg.public_domain,) if cfg.exposure == "alb" else ())),
-        log_config=agent_config(cfg, "dashboard"),
+        log_config=agent_config(cfg, "dashboard"), listen="0.0.0.0" if cfg.exposure == "alb" else "127.0.0.1",
     )),
 )
 

@@ -211,16 +211,18 @@ def monitoring_user_data(
 def dashboard_user_data(
     release: Release, env: Mapping[str, str], *, token_parameter: str,
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), log_config: str = "{}",
+    listen: str = "127.0.0.1",
 ) -> str:
     """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM.
 
     ``allowed_hosts``: the names browsers use (``localhost`` through the SSM tunnel, the public domain
-    behind the ALB); any other ``Host`` is refused (DNS rebinding).
+    behind the ALB); any other ``Host`` is refused (DNS rebinding). ``listen``: loopback when only the
+    Session Manager tunnel reaches it, ``0.0.0.0`` behind the ALB.
     """
     env = {
         **env,
         "JOBFLEET_DASHBOARD_ALLOWED_HOSTS": ",".join(allowed_hosts),
-        "JOBFLEET_DASHBOARD_HOST": "0.0.0.0",
+        "JOBFLEET_DASHBOARD_HOST": listen,
         "JOBFLEET_DASHBOARD_PORT": str(DASHBOARD_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }
@@ -245,6 +247,7 @@ def grafana_user_data(
     otelcol_image: str,
     tempo_image: str,
     log_config: str = "{}",
+    grafana_listen: str = "127.0.0.1",
 ) -> str:
     """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
     values = {
@@ -256,6 +259,7 @@ def grafana_user_data(
         "PROMETHEUS_IMAGE": prometheus_image,
         "OTELCOL_IMAGE": otelcol_image,
         "TEMPO_IMAGE": tempo_image,
+        "GRAFANA_LISTEN": grafana_listen,
         "CW_AGENT_CONFIG": _json_line(log_config),
     }
     return _checked(render("grafana.sh", values), "grafana")

@@ -5,7 +5,7 @@ const REFRESH_MS = 2000;
 const FAILED_PER_QUEUE = 20;
 const PAGE = 25;
 const STATES = ["queued", "started", "scheduled", "deferred", "finished", "failed", "canceled"];
-const state = { browse: null, jobId: null, timer: null, busy: false, asking: false, tasks: new Map() };
+const state = { browse: null, jobId: null, timer: null, busy: false, asking: false, declined: false };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -96,11 +96,11 @@ async function api(path, options = {}) {
   } catch (error) {
     if (error.status !== 401) throw error;
     if (token() !== used) return request(path, options);  // a concurrent prompt got a new token meanwhile
-    if (state.asking) throw error;
+    if (state.asking || state.declined) throw error;
     state.asking = true;
     let given;
     try { given = askToken(); } finally { state.asking = false; }
-    if (!given) throw error;
+    if (!given) { state.declined = true; throw error; }  // until the Token button is used again
     return request(path, options);
   }
 }
@@ -341,7 +341,7 @@ function schedule() {
 }
 
 $("#autorefresh").addEventListener("change", schedule);
-$("#token-button").addEventListener("click", askToken);
+$("#token-button").addEventListener("click", () => { if (askToken()) { state.declined = false; refresh(); } });
 // Views from the URL hash: #job/<id> opens a job, #queue/<name>/<state>/<page> a page of a queue (names encoded).
 function route() {
   const parts = location.hash.slice(1).split("/").map((p) => { try { return decodeURIComponent(p); } catch (_) { return p; } });

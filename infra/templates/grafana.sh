@@ -134,6 +134,7 @@ ExecStart=/usr/bin/docker run --rm --name jobfleet-grafana --network host \
   --env-file /run/jobfleet-secrets/grafana.env \
   -e GF_SECURITY_ADMIN_USER=admin -e GF_USERS_ALLOW_SIGN_UP=false -e GF_AUTH_ANONYMOUS_ENABLED=false \
   -e GF_ANALYTICS_REPORTING_ENABLED=false -e GF_SERVER_HTTP_PORT=3000 \
+  -e GF_SERVER_HTTP_ADDR=@@GRAFANA_LISTEN@@ \
   -v /opt/jobfleet/observability/observability/grafana/provisioning:/etc/grafana/provisioning:ro \
   -v /opt/jobfleet/observability/observability/grafana/dashboards:/var/lib/grafana/dashboards/jobfleet:ro \
   -v /var/lib/jobfleet/grafana:/var/lib/grafana \

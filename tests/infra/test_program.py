@@ -118,6 +118,8 @@ def test_by_default_nothing_is_reachable_from_outside_the_vpc(dev: Program) -> N
     assert dev.outputs["dashboardUrl"] == "http://localhost:8080/"
     env = _user_data(dev, "dashboard")
     assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1" in env
+    assert "JOBFLEET_DASHBOARD_HOST=127.0.0.1" in env  # loopback: the tunnel is the only way in
+    assert "GF_SERVER_HTTP_ADDR=127.0.0.1" in _user_data(dev, "grafana")
 
 
 def test_public_mode_is_an_https_only_alb_admitting_the_configured_cidrs() -> None:
@@ -144,6 +146,8 @@ def test_public_mode_is_an_https_only_alb_admitting_the_configured_cidrs() -> No
     assert program.outputs["dashboardUrl"] == "https://jobs.example.com/"
     assert program.outputs["grafanaUrl"] == "https://jobs.example.com:3000/"
     assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1,jobs.example.com" in _user_data(program, "dashboard")
+    assert "JOBFLEET_DASHBOARD_HOST=0.0.0.0" in _user_data(program, "dashboard")  # the ALB reaches it
+    assert "GF_SERVER_HTTP_ADDR=0.0.0.0" in _user_data(program, "grafana")
 
 
 def test_redis_is_valkey_with_tls_auth_encryption_and_failover(dev: Program) -> None:

@@ -123,7 +123,7 @@ def test_host_environment_is_valid_for_worker_settings(dev: Program, role: str) 
         assert settings.autoscaler_backend == "aws" and settings.asg_name == "jobfleet-dev-workers"
         assert (settings.autoscaler_min, settings.autoscaler_max) == (1, 10)
     if role == "dashboard":
-        assert settings.dashboard_host == "0.0.0.0" and settings.dashboard_port == 8080
+        assert settings.dashboard_host == "127.0.0.1" and settings.dashboard_port == 8080  # only the SSM tunnel
     if role == "worker":
         assert settings.slots_per_instance == 2 and str(settings.metrics_dir) == "/run/jobfleet/metrics"
         assert settings.metrics_port == 9121
