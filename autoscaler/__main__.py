@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") 
         from observability.queue_collector import register_queue_collector
 
         register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait or None)
-        metrics.serve_metrics(settings.autoscaler_metrics_port, addr="0.0.0.0")
+        metrics.serve_metrics(settings.autoscaler_metrics_port, addr=settings.metrics_addr)
     daemon = Daemon(settings, backend, connection, dry_run=args.dry_run or None)
     log_event("autoscaler_started", backend=settings.autoscaler_backend, dry_run=daemon.dry_run,
               interval=settings.autoscaler_interval)

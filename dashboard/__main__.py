@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -
     app = create_app(settings)
     if settings.dashboard_token is None and settings.dashboard_host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("jobfleet.dashboard").warning(
-            "JOBFLEET_DASHBOARD_TOKEN is empty while listening on %s: write actions are open to anyone who can "
-            "reach this port", settings.dashboard_host,
+            "JOBFLEET_DASHBOARD_TOKEN is empty while listening on %s: the API (reads and writes) is open to anyone "
+            "who can reach this port under an allowed host name (%s)", settings.dashboard_host,
+            ",".join(settings.dashboard_allowed_hosts),
         )
     uvicorn.run(app, host=settings.dashboard_host, port=settings.dashboard_port, log_config=None,
                 log_level=settings.log_level, access_log=False)

@@ -1,4 +1,4 @@
-"""Write side of the dashboard: requeue failed jobs (through ``worker.dlq``), cancel or stop a job."""
+"""Write side of the dashboard for one job: requeue it (through ``worker.dlq``), cancel or stop it, delete it."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from dashboard.errors import ApiError
-from dashboard.queries import fetch_job, status_text, text
+from dashboard.queries import fetch_job, status_text
 from jobfleet.errors import DeadLetterError
 from jobfleet.logs import log_event
 from worker import dlq
 
 _CANCELABLE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-_REPORT_SKIPPED = 1000
 
 
 def _status(job: Job) -> str:
@@ -36,19 +35,15 @@ def requeue_job(connection: Redis, job_id: str) -> dict[str, Any]:
     return {"id": job.id, "queue": job.origin, "status": _status(job)}
 
 
-def requeue_all_failed(connection: Redis, queue: str) -> dict[str, Any]:
-    """Requeue every failed job of ``queue``; also lists failed entries left behind because their data expired."""
-    registry = FailedJobRegistry(queue, connection=connection)
-    try:
-        requeued = dlq.requeue_all(connection, queue)
-    except DeadLetterError:  # a configured queue RQ has never seen: nothing has ever failed in it
-        requeued = []
-    left = [registry.parse_job_id(text(e)) for e in connection.zrange(registry.key, 0, _REPORT_SKIPPED - 1)]
-    pipe = connection.pipeline(transaction=False)
-    for job_id in left:
-        pipe.exists(Job.key_for(job_id))
-    skipped = [job_id for job_id, exists in zip(left, pipe.execute(), strict=True) if not exists]
-    return {"queue": queue, "requeued": len(requeued), "skipped": skipped}
+def delete_job(connection: Redis, job_id: str) -> dict[str, Any]:
+    """Delete a job that is not running (its data, results and registry entries); 409 while it runs."""
+    job = fetch_job(connection, job_id)
+    status = _status(job)
+    if status == JobStatus.STARTED.value:
+        raise ApiError(409, f"job {job_id!r} is running; stop it first, then delete it")
+    job.delete(remove_from_queue=True)
+    log_event("job_deleted", job_id=job.id, queue=job.origin, previous_status=status, reason="dashboard delete")
+    return {"id": job.id, "queue": job.origin, "status": "deleted", "action": "deleted"}
 
 
 def cancel_job(connection: Redis, job_id: str) -> dict[str, Any]:

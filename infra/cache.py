@@ -50,7 +50,8 @@ class Redis(pulumi.ComponentResource):
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             at_rest_encryption_enabled=True,
-            auth_token=cfg.redis_auth_token,
+            auth_token_wo=cfg.redis_auth_token,  # write-only: not kept in the Pulumi state
+            auth_token_wo_version=cfg.secrets_version,
             auth_token_update_strategy="ROTATE",
             automatic_failover_enabled=replicated,
             multi_az_enabled=replicated,
@@ -58,7 +59,7 @@ class Redis(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             apply_immediately=False,
             tags=tags("redis"),
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["authToken"]),
+            opts=child,
         )
         self.endpoint = self.group.primary_endpoint_address
         self.register_outputs({"endpoint": self.endpoint})

@@ -83,6 +83,18 @@ class InfraConfig:
     redis_auth_token: pulumi.Output[str]
     dashboard_token: pulumi.Output[str]
     grafana_admin_password: pulumi.Output[str]
+    secrets_version: int = 1
+    """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
+    boot_deadline: int = 900
+    """Seconds a new worker host has to pass its self-check before the launch hook abandons it."""
+    exposure: str = "ssm"
+    """``ssm``: no public ingress (SSM port forwarding); ``alb``: an HTTPS-only ALB admitting ``allowedCidrs``."""
+    certificate_arn: str = ""
+    public_domain: str = ""
+    log_retention_days: int = 14
+    """Days CloudWatch keeps the hosts' logs."""
+    """Seconds a new worker host has to pass its self-check before the launch hook abandons it."""
+    """Bump (``jobfleet:secretsVersion``) to re-send the write-only secrets after changing one."""
 
     @property
     def architecture(self) -> str:
@@ -220,6 +232,41 @@ def _instance_type(raw: str) -> str:
     return value
 
 
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _optional(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value and not pattern.match(value):
+            raise ValueError(f"not {what}")
+        return value
+
+    return parse
+
+
+def _cidrs_or_none(exposure: str) -> Callable[[str], tuple[str, ...]]:
+    """``allowedCidrs``: who may reach the ALB; unused (and may be empty) without one."""
+    def parse(raw: str) -> tuple[str, ...]:
+        if exposure == "ssm" and not _json_list(raw):
+            return ()
+        return _cidrs(raw)
+
+    return parse
+
+
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653)
+
+
+def _retention(raw: str) -> int:
+    value = _int(1, 3653)(raw)
+    if value not in _RETENTION_DAYS:
+        raise ValueError("CloudWatch does not offer that retention")
+    return value
+
+
 def _cidrs(raw: str) -> tuple[str, ...]:
     items = tuple(str(item).strip() for item in _json_list(raw))
     if not items:
@@ -306,6 +353,7 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
                        "an AWS region like eu-west-1")
     c = _Reader(NAMESPACE)
     engine = c.value("redisEngine", "valkey", _choice("valkey", "redis"), "valkey or redis")
+    exposure = c.value("exposure", "ssm", _choice("ssm", "alb"), "ssm (no public ingress) or alb (HTTPS ALB)")
     node_types = "a list of EC2 instance types like [t3.small, t3a.small]"
     cfg = InfraConfig(
         project=project,
@@ -313,7 +361,8 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         region=region,
         vpc_cidr=c.value("vpcCidr", "10.40.0.0/16", _vpc_cidr, "a private IPv4 CIDR /16-/20"),
         nat_gateway=c.value("natGateway", "false", _bool, "true or false"),
-        allowed_cidrs=c.value("allowedCidrs", None, _cidrs, "a non-empty list of IPv4 CIDRs, e.g. [203.0.113.7/32]"),
+        allowed_cidrs=c.value("allowedCidrs", "[]" if exposure == "ssm" else None, _cidrs_or_none(exposure),
+                              "a non-empty list of IPv4 CIDRs, e.g. [203.0.113.7/32]"),
         allow_public_access=c.value("allowPublicAccess", "false", _bool, "true or false"),
         cost_tags=c.value("costTags", '{"CostCenter": "jobfleet"}', _cost_tags, "a map of tag key to value"),
         redis_engine=engine,
@@ -349,6 +398,15 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         redis_auth_token=c.secret("redisAuthToken", _auth_token, "16-128 printable characters, not space \" / @"),
         dashboard_token=c.secret("dashboardToken", _min_length(16), "a token of at least 16 characters"),
         grafana_admin_password=c.secret("grafanaAdminPassword", _min_length(12), "at least 12 characters"),
+        secrets_version=c.value("secretsVersion", "1", _int(1, 1_000_000), "a whole number >= 1"),
+        boot_deadline=c.value("bootDeadline", "900", _int(60, 7200), "seconds 60-7200"),
+        exposure=exposure,
+        log_retention_days=c.value("logRetentionDays", "14", _retention, "one of CloudWatch's retention periods "
+                                   f"({', '.join(map(str, _RETENTION_DAYS))})"),
+        certificate_arn=c.value("certificateArn", "", _optional(_ACM_ARN, "an ACM certificate ARN"),
+                                "an ACM certificate ARN (exposure alb)"),
+        public_domain=c.value("publicDomain", "", _optional(_DOMAIN, "a DNS name"),
+                              "the DNS name the certificate covers (exposure alb)"),
     )
     _check_consistency(cfg)
     return cfg
@@ -373,6 +431,16 @@ def _check_consistency(cfg: InfraConfig) -> None:
     if cfg.warm_pool_max and cfg.use_spot:
         raise ConfigError(f"{NAMESPACE}:warmPoolMax={cfg.warm_pool_max}: ASG warm pools do not support Spot "
                           f"(mixed instances policy); set {NAMESPACE}:useSpot=false or warmPoolMax=0")
+    if cfg.exposure == "alb" and not (cfg.certificate_arn and cfg.public_domain):
+        raise ConfigError(
+            f"{NAMESPACE}:exposure=alb needs {NAMESPACE}:certificateArn (an issued ACM certificate) and "
+            f"{NAMESPACE}:publicDomain (the DNS name it covers, pointed at the ALB)"
+        )
+    if cfg.boot_deadline < cfg.boot_time + 60:
+        raise ConfigError(
+            f"{NAMESPACE}:bootDeadline={cfg.boot_deadline} leaves less than a minute over "
+            f"{NAMESPACE}:bootTime={cfg.boot_time:g}: healthy hosts would be abandoned"
+        )
     if cfg.lifecycle_timeout > 7200:
         raise ConfigError(
             f"{NAMESPACE}:jobTimeout/{NAMESPACE}:shutdownDeadline make the drain hook {cfg.lifecycle_timeout} s; "

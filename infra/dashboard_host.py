@@ -1,4 +1,4 @@
-"""Dashboard host: runs ``python -m dashboard`` on port 8080, reachable only from ``allowedCidrs``."""
+"""Dashboard host: runs ``python -m dashboard`` on port 8080; no public ingress (SSM tunnel or the ALB only)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from infra.userdata import DASHBOARD_PORT
 
 
 class DashboardHost(pulumi.ComponentResource):
-    """One instance in a public subnet; its security group admits 8080 from the configured CIDRs only."""
+    """One instance; its security group admits 8080 from the ALB only (``exposure=alb``) or from nowhere."""
 
     instance: aws.ec2.Instance
     url: pulumi.Output[str]

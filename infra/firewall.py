@@ -17,6 +17,7 @@ from infra.userdata import (
 
 REDIS_PORT = 6379
 HTTPS_PORT = 443
+HTTP_PORT = 80
 ROLES = ("worker", "monitoring", "dashboard", "grafana", "redis")
 APP_ROLES = ("worker", "monitoring", "dashboard")
 
@@ -25,8 +26,10 @@ class Firewall(pulumi.ComponentResource):
     """One security group per role; rules are separate resources so groups may reference each other.
 
     Ingress: Redis 6379 only from the worker, monitoring and dashboard groups; worker/autoscaler metrics
-    only from the Grafana host; OTLP only from the app hosts; dashboard 8080 and Grafana 3000 only from
-    ``allowedCidrs``. Egress: HTTPS (packages, AWS APIs, S3) plus exactly the internal flows above.
+    only from the Grafana host; OTLP only from the app hosts. The dashboard (8080) and Grafana (3000)
+    admit nothing from outside by default (``exposure=ssm``: Session Manager port forwarding needs no
+    inbound rule); with ``exposure=alb`` they admit the ALB only, and the ALB admits ``allowedCidrs`` on
+    443/3000 (HTTPS) and 80 (redirect only). Egress: HTTPS (AWS APIs, S3) plus exactly the flows above.
     """
 
     groups: dict[str, aws.ec2.SecurityGroup]
@@ -44,7 +47,7 @@ class Firewall(pulumi.ComponentResource):
                 f"{name}-{role}", vpc_id=vpc_id, description=f"jobfleet {cfg.stack} {role}",
                 tags=tags(f"{role}-sg"), opts=self._child,
             )
-            for role in ROLES
+            for role in ROLES + (("alb",) if cfg.exposure == "alb" else ())
         }
         for role in APP_ROLES:
             self._from_group("redis", role, REDIS_PORT, "Redis/Valkey from app hosts")
@@ -62,14 +65,24 @@ class Firewall(pulumi.ComponentResource):
                 description="HTTPS: OS packages, PyPI, container images, AWS APIs",
                 tags=tags(f"{role}-out-https"), opts=self._child,
             )
-        for index, cidr in enumerate(cfg.allowed_cidrs):
-            for role, port, what in (("dashboard", DASHBOARD_PORT, "dashboard"), ("grafana", GRAFANA_PORT, "Grafana")):
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-{role}-in-{index}", security_group_id=self.groups[role].id, ip_protocol="tcp",
-                    from_port=port, to_port=port, cidr_ipv4=cidr, description=f"{what} from allowedCidrs",
-                    tags=tags(f"{role}-in-{index}"), opts=self._child,
-                )
+        if cfg.exposure == "alb":
+            self._public_edge(cfg)
         self.register_outputs({role: group.id for role, group in self.groups.items()})
+
+    def _public_edge(self, cfg: InfraConfig) -> None:
+        """The ALB admits ``allowedCidrs`` (HTTPS, and HTTP for the redirect); the hosts admit only the ALB."""
+        for index, cidr in enumerate(cfg.allowed_cidrs):
+            for port, what in ((HTTPS_PORT, "dashboard (HTTPS)"), (GRAFANA_PORT, "Grafana (HTTPS)"),
+                               (HTTP_PORT, "HTTP, redirected to HTTPS")):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{self._name}-alb-in-{port}-{index}", security_group_id=self.groups["alb"].id,
+                    ip_protocol="tcp", from_port=port, to_port=port, cidr_ipv4=cidr,
+                    description=f"{what} from allowedCidrs", tags=self._tags(f"alb-in-{port}-{index}"),
+                    opts=self._child,
+                )
+        for role, port in (("dashboard", DASHBOARD_PORT), ("grafana", GRAFANA_PORT)):
+            self._from_group(role, "alb", port, f"{role} from the ALB")
+            self._to_group("alb", role, port, f"forward to {role}")
 
     def _from_group(self, target: str, source: str, port: int, what: str) -> None:
         aws.vpc.SecurityGroupIngressRule(

@@ -11,10 +11,37 @@ from infra.ami import al2023_ami
 from infra.config import InfraConfig
 from infra.host import METADATA_OPTIONS
 from infra.tags import Tagger
-from infra.warm_pool import warm_pool_args, warm_pool_hooks, warm_pool_ignored
+from infra.warm_pool import warm_pool_args, warm_pool_ignored
 
 DRAIN_HOOK = "jobfleet-drain"
 """Name of the termination lifecycle hook the worker hosts complete after draining."""
+LAUNCH_HOOK = "jobfleet-launch"
+"""Name of the launch lifecycle hook a worker host completes (CONTINUE) only after its self-check passes."""
+
+
+def lifecycle_hooks(
+    name: str, cfg: InfraConfig, group_name: pulumi.Input[str], parent: pulumi.Resource
+) -> tuple[aws.autoscaling.LifecycleHook, aws.autoscaling.LifecycleHook]:
+    """The launch and drain hooks as their own resources, so a changed timeout updates them in place.
+
+    (``initial_lifecycle_hooks`` on the group apply only when the group is created.)
+
+    - launch: the host answers CONTINUE after a passing self-check, ABANDON when its bootstrap fails; no
+      answer within ``bootDeadline`` abandons it too, so a half-booted host never stays InService.
+    - drain: holds a terminating host until its workers finished or re-queued their jobs.
+    """
+    opts = pulumi.ResourceOptions(parent=parent)
+    launch = aws.autoscaling.LifecycleHook(
+        f"{name}-launch-hook", name=LAUNCH_HOOK, autoscaling_group_name=group_name,
+        lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING", heartbeat_timeout=cfg.boot_deadline,
+        default_result="ABANDON", opts=opts,
+    )
+    drain = aws.autoscaling.LifecycleHook(
+        f"{name}-drain-hook", name=DRAIN_HOOK, autoscaling_group_name=group_name,
+        lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING", heartbeat_timeout=cfg.lifecycle_timeout,
+        default_result="CONTINUE", opts=opts,
+    )
+    return launch, drain
 
 
 def asg_name(cfg: InfraConfig) -> str:
@@ -27,7 +54,8 @@ class WorkerFleet(pulumi.ComponentResource):
 
     - ``desired_capacity`` is set once and then ignored: only the autoscaler changes it.
     - New instances are protected from scale-in: the autoscaler picks idle victims itself.
-    - A termination lifecycle hook holds a leaving instance until its workers drained.
+    - Lifecycle hooks (:func:`lifecycle_hooks`): a launch hook answered after the host's self-check,
+      a termination hook that holds a leaving instance until its workers drained.
     - Any launch template change (new code bundle, new AMI) starts a rolling instance refresh.
     - ``useSpot`` switches to a mixed instances policy with capacity rebalancing.
     """
@@ -119,13 +147,7 @@ class WorkerFleet(pulumi.ComponentResource):
             health_check_grace_period=int(cfg.boot_time) + 30,
             default_instance_warmup=int(cfg.boot_time) + 30,
             termination_policies=["OldestLaunchTemplate", "Default"],
-            initial_lifecycle_hooks=[aws.autoscaling.GroupInitialLifecycleHookArgs(
-                name=DRAIN_HOOK,
-                lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
-                heartbeat_timeout=cfg.lifecycle_timeout,
-                default_result="CONTINUE",
-            ), *warm_pool_hooks(cfg)],
-            warm_pool=warm_pool_args(cfg),  # issue 14: see infra/warm_pool.py
+            warm_pool=warm_pool_args(cfg),  # issue 14: see infra/warm_pool.py (launch hook: lifecycle_hooks())
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
@@ -148,4 +170,5 @@ class WorkerFleet(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity", *warm_pool_ignored(cfg)]),
         )
+        self.launch_hook, self.drain_hook = lifecycle_hooks(name, cfg, self.group.name, self)
         self.register_outputs({"asg_name": self.group.name, "launch_template_id": self.launch_template.id})

@@ -12,7 +12,7 @@ from infra.userdata import GRAFANA_PORT
 
 
 class GrafanaHost(pulumi.ComponentResource):
-    """One instance in a public subnet; Grafana on 3000 from ``allowedCidrs``, OTLP 4318 from the app hosts."""
+    """One instance; Grafana on 3000 from the ALB only (or from nowhere), OTLP 4318 from the app hosts."""
 
     instance: aws.ec2.Instance
     url: pulumi.Output[str]

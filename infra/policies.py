@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.iam import SSM_CORE_POLICY, UNSCOPABLE_ACTIONS
+from infra.access import SecureParameter, can_read, managed_policy
+from infra.iam import UNSCOPABLE_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,15 @@ class PolicyContext:
     """World-open CIDRs the config explicitly allowed (``allowPublicAccess``); normally empty."""
     secrets: tuple[str, ...] = ()
     """Secret values that must never appear in user data."""
-    allowed_managed_policies: frozenset[str] = field(default_factory=lambda: frozenset({SSM_CORE_POLICY}))
+    secret_readers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Intended readers: SecureString parameter name -> names of the IAM roles that may read it."""
+    partition: str = "aws"
+    region: str = ""
+    account: str = ""
+
+    def parameter_arn(self, name: str) -> str:
+        """ARN of SSM parameter ``name`` (``/a/b``) in this stack's account and region."""
+        return f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter{name}"
 
 
 Rule = Callable[[Resource, PolicyContext], list[str]]
@@ -97,7 +106,7 @@ def encrypted(res: Resource, ctx: PolicyContext) -> list[str]:
             problems.append(f"{res.name}: Redis TLS is not required (mode {i.get('transitEncryptionMode')!r})")
         if i.get("atRestEncryptionEnabled") is not True:
             problems.append(f"{res.name}: Redis without encryption at rest")
-        if not i.get("authToken") and not i.get("userGroupIds"):
+        if not i.get("authToken") and not i.get("authTokenWo") and not i.get("userGroupIds"):
             problems.append(f"{res.name}: Redis without AUTH")
     elif res.typ == "aws:ec2/instance:Instance":
         if (i.get("rootBlockDevice") or {}).get("encrypted") is not True:
@@ -163,7 +172,8 @@ def _statements(document: Any) -> list[dict[str, Any]]:
 
 def iam_scoped(res: Resource, ctx: PolicyContext) -> list[str]:
     """IAM Allow statements name their resources; ``*`` only for actions that cannot be scoped;
-    no wildcard actions; only allow-listed AWS-managed policies are attached."""
+    no wildcard actions; AWS-managed policies only when a pinned copy of their document is in the repo
+    (``infra/managed_policies``), so :func:`secrets_only_for_readers` can evaluate what they grant."""
     problems: list[str] = []
     if res.typ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
         for stmt in _statements(res.inputs.get("policy")):
@@ -187,8 +197,8 @@ def iam_scoped(res: Resource, ctx: PolicyContext) -> list[str]:
                         problems.append(f"{res.name}/{sid}: {', '.join(unscoped)} on {resource} (not a named ARN)")
     elif res.typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
         arn = str(res.inputs.get("policyArn", ""))
-        if ":iam::aws:policy/" in arn and arn.rsplit("/", 1)[-1] not in ctx.allowed_managed_policies:
-            problems.append(f"{res.name}: AWS-managed policy {arn} is not allow-listed")
+        if ":iam::aws:policy/" in arn and managed_policy(arn.rsplit("/", 1)[-1]) is None:
+            problems.append(f"{res.name}: AWS-managed policy {arn} has no pinned document in infra/managed_policies")
     return problems
 
 
@@ -243,11 +253,131 @@ def buckets_encrypted(resources: Iterable[Resource]) -> list[str]:
     return problems
 
 
-RULES: tuple[Rule, ...] = (no_world_ingress, imdsv2_required, encrypted, no_secret_in_user_data, iam_scoped, tagged)
+def lifecycle_hooks_managed(resources: Iterable[Resource]) -> list[str]:
+    """Auto Scaling groups get their hooks as ``LifecycleHook`` resources (``initialLifecycleHooks`` only
+    apply at creation, so a changed timeout would never reach the group), including a launch hook whose
+    default result is ABANDON (a host that never passes its self-check is replaced, not kept InService)."""
+    items = list(resources)
+    problems = []
+    hooks = [r for r in items if r.typ == "aws:autoscaling/lifecycleHook:LifecycleHook"]
+    for group in (r for r in items if r.typ == "aws:autoscaling/group:Group"):
+        if group.inputs.get("initialLifecycleHooks"):
+            problems.append(f"{group.name}: initialLifecycleHooks apply only when the group is created; "
+                            "use aws.autoscaling.LifecycleHook resources")
+        name = group.inputs.get("name")
+        mine = [h for h in hooks if h.inputs.get("autoscalingGroupName") == name]
+        if not any(h.inputs.get("lifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
+                   and h.inputs.get("defaultResult") == "ABANDON" for h in mine):
+            problems.append(f"{group.name}: no launch lifecycle hook defaulting to ABANDON")
+    return problems
+
+
+_TLS_POLICIES = ("ELBSecurityPolicy-TLS13-", "ELBSecurityPolicy-TLS-1-2-")
+
+
+def https_only(res: Resource, ctx: PolicyContext) -> list[str]:
+    """Load balancer listeners: HTTPS with a certificate and a TLS 1.2+ policy, or HTTP that only redirects
+    to HTTPS (no plain HTTP from the internet)."""
+    if res.typ != "aws:lb/listener:Listener":
+        return []
+    i = res.inputs
+    if i.get("protocol") == "HTTPS":
+        problems = [] if i.get("certificateArn") else [f"{res.name}: HTTPS listener without a certificate"]
+        if not str(i.get("sslPolicy", "")).startswith(_TLS_POLICIES):
+            problems.append(f"{res.name}: TLS policy {i.get('sslPolicy')!r} allows protocols older than TLS 1.2")
+        return problems
+    actions = _as_list(i.get("defaultActions"))
+    redirects = all(a.get("type") == "redirect" and (a.get("redirect") or {}).get("protocol") == "HTTPS"
+                    for a in actions)
+    return [] if actions and redirects else [f"{res.name}: {i.get('protocol')} listener that does not only "
+                                             "redirect to HTTPS"]
+
+
+def no_direct_ingress_to_hosts(resources: Iterable[Resource]) -> list[str]:
+    """No security group of an instance or launch template admits a CIDR: hosts are reached only from other
+    security groups (the ALB, each other) or through Session Manager, never straight from an address range."""
+    items = list(resources)
+    host_groups: set[str] = set()
+    for r in items:
+        if r.typ in ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"):
+            host_groups.update(str(g) for g in _as_list(r.inputs.get("vpcSecurityGroupIds")))
+    return [
+        f"{r.name}: host security group admits {r.inputs.get('cidrIpv4') or r.inputs.get('cidrIpv6')} on port "
+        f"{r.inputs.get('fromPort')} directly"
+        for r in items
+        if r.typ == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        and str(r.inputs.get("securityGroupId")) in host_groups
+        and (r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6"))
+    ]
+
+
+_EVERYTHING = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+"""What an attached policy whose document is unknown is assumed to grant."""
+
+
+def role_documents(resources: Iterable[Resource]) -> dict[str, list[Any]]:
+    """Per role name: its inline policy documents and the (pinned) documents of its attached policies."""
+    docs: dict[str, list[Any]] = {}
+    for res in resources:
+        role = str(res.inputs.get("role", ""))
+        if res.typ == "aws:iam/rolePolicy:RolePolicy":
+            docs.setdefault(role, []).append(res.inputs.get("policy"))
+        elif res.typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+            arn = str(res.inputs.get("policyArn", ""))
+            pinned = managed_policy(arn.rsplit("/", 1)[-1]) if ":iam::aws:policy/" in arn else None
+            docs.setdefault(role, []).append(pinned or _EVERYTHING)
+        elif res.typ == "aws:iam/role:Role":
+            docs.setdefault(str(res.inputs.get("name", res.name)), [])
+            for inline in _as_list(res.inputs.get("inlinePolicies")):
+                docs.setdefault(str(res.inputs.get("name", res.name)), []).append(inline.get("policy"))
+            for arn in _as_list(res.inputs.get("managedPolicyArns")):
+                pinned = managed_policy(str(arn).rsplit("/", 1)[-1]) if ":iam::aws:policy/" in str(arn) else None
+                docs[str(res.inputs.get("name", res.name))].append(pinned or _EVERYTHING)
+    return docs
+
+
+def secrets_only_for_readers(resources: Iterable[Resource], ctx: PolicyContext) -> list[str]:
+    """Each role can read exactly the SecureString parameters ``ctx.secret_readers`` gives it.
+
+    Evaluates every role's effective permissions (inline policies plus the pinned documents of attached
+    AWS-managed policies, see :mod:`infra.access`) for reading each parameter's value: an SSM read
+    action and ``kms:Decrypt`` for that parameter's encryption context. A parameter under the
+    AWS-managed ``aws/ssm`` key can be decrypted by any role of the account that may call SSM.
+    """
+    items = list(resources)
+    docs = role_documents(items)
+    key_policies = [r.inputs.get("policy") for r in items if r.typ == "aws:kms/key:Key"]
+    problems: list[str] = []
+    for res in items:
+        if res.typ != "aws:ssm/parameter:Parameter" or res.inputs.get("type") != "SecureString":
+            continue
+        name = str(res.inputs.get("name"))
+        if name not in ctx.secret_readers:
+            problems.append(f"{res.name}: SecureString {name} has no declared readers")
+            continue
+        key = res.inputs.get("keyId")
+        key_arn = None if not key or str(key) in ("alias/aws/ssm", "aws/ssm") else str(key)
+        policy = {"Statement": [s for doc in key_policies for s in (json.loads(doc) if isinstance(doc, str)
+                                                                    else doc or {}).get("Statement", [])]}
+        parameter = SecureParameter(ctx.parameter_arn(name), key_arn, policy)
+        for role, role_docs in sorted(docs.items()):
+            principal = f"arn:{ctx.partition}:iam::{ctx.account}:role/{role}"
+            readable = can_read(role_docs, principal, parameter)
+            if readable and role not in ctx.secret_readers[name]:
+                problems.append(f"{res.name}: role {role} can read {name}, which is not its secret")
+            elif not readable and role in ctx.secret_readers[name]:
+                problems.append(f"{res.name}: role {role} cannot read its own secret {name}")
+    return problems
+
+
+RULES: tuple[Rule, ...] = (
+    no_world_ingress, imdsv2_required, encrypted, no_secret_in_user_data, iam_scoped, tagged, https_only,
+)
 
 
 def check_all(resources: Iterable[Resource], ctx: PolicyContext) -> list[str]:
     """Every violation of every rule over ``resources``."""
     items = list(resources)
     problems = [problem for res in items for rule in RULES for problem in rule(res, ctx)]
-    return problems + buckets_encrypted(items)
+    return (problems + buckets_encrypted(items) + secrets_only_for_readers(items, ctx)
+            + lifecycle_hooks_managed(items) + no_direct_ingress_to_hosts(items))

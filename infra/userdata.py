@@ -97,6 +97,13 @@ def _release_values(release: Release) -> dict[str, str]:
     }
 
 
+def _json_line(text: str) -> str:
+    """A JSON document for a quoted heredoc: one line, no heredoc terminator inside."""
+    if "\n" in text or "CWAGENT" in text:
+        raise UserDataError("the CloudWatch agent config must be one line of JSON")
+    return text
+
+
 def _checked(text: str, what: str) -> str:
     if not text.startswith("#!/bin/bash\n"):
         raise UserDataError(f"{what} user data must start with the shebang on line 1")
@@ -159,9 +166,18 @@ def fetch_secret_script(*, region: str) -> str:
     return render("fetch-secret.sh", {"AWS_REGION": shlex.quote(region)}).rstrip("\n")
 
 
+def launch_check_script(*, asg_name: str, launch_hook: str, self_check_seconds: int) -> str:
+    """Functions that answer the launch lifecycle hook: CONTINUE after a passing self-check, else ABANDON."""
+    return render("launch-check.sh", {
+        "ASG_NAME": shlex.quote(asg_name), "LAUNCH_HOOK": shlex.quote(launch_hook),
+        "SELF_CHECK_SECONDS": str(int(self_check_seconds)), "METRICS_PORT": str(WORKER_METRICS_PORT),
+    }).rstrip("\n")
+
+
 def worker_user_data(
     release: Release, env: Mapping[str, str], *, slots: int, stop_timeout: int, asg_name: str, hook_name: str,
-    warm_pool_hook: str = "",
+    warm_pool: bool = False, launch_hook: str = "jobfleet-launch", self_check_seconds: int = 120,
+    log_config: str = "{}",
 ) -> str:
     """User data of a worker host: ``slots`` times ``python -m worker`` under ``jobfleet-worker@.service``."""
     # every slot asks for the metrics port: the first to bind serves the whole host from the shared
@@ -173,14 +189,20 @@ def worker_user_data(
         "STOP_TIMEOUT": str(int(stop_timeout)),
         "ENV_FILE": env_file(env),
         "DRAIN_SCRIPT": drain_script(region=release.region, asg_name=asg_name, hook_name=hook_name),
-        "LAUNCH_HOOK_SCRIPT": launch_hook_script(region=release.region, asg_name=asg_name, hook_name=warm_pool_hook),
+        "WARM_POOL": "1" if warm_pool else "0",
+        # with a warm pool the launch hook is answered by jobfleet-launch-hook on every boot (see worker.sh)
+        "LAUNCH_HOOK_SCRIPT": launch_hook_script(region=release.region, asg_name=asg_name,
+                                                 hook_name=launch_hook if warm_pool else ""),
+        "CW_AGENT_CONFIG": _json_line(log_config),
+        "LAUNCH_CHECK": launch_check_script(asg_name=asg_name, launch_hook=launch_hook,
+                                            self_check_seconds=self_check_seconds),
     }
     return _checked(render("worker.sh", values), "worker")
 
 
 def monitoring_user_data(
     release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float,
-    warm_pool_max: int = 0,
+    warm_pool_max: int = 0, log_config: str = "{}", boot_deadline: int = 900,
 ) -> str:
     """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
     env = {
@@ -190,18 +212,30 @@ def monitoring_user_data(
         "JOBFLEET_TARGET_WAIT": f"{target_wait:g}",
         "JOBFLEET_BOOT_TIME": f"{boot_time:g}",
         "JOBFLEET_WARM_POOL_MAX": str(int(warm_pool_max)),
+        "JOBFLEET_BOOT_DEADLINE": str(int(boot_deadline)),
         "JOBFLEET_AUTOSCALER_METRICS_PORT": str(AUTOSCALER_METRICS_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }
-    values = {**_release_values(release), "ASG_NAME": shlex.quote(asg_name), "ENV_FILE": env_file(env)}
+    values = {**_release_values(release), "ASG_NAME": shlex.quote(asg_name), "ENV_FILE": env_file(env),
+              "CW_AGENT_CONFIG": _json_line(log_config)}
     return _checked(render("monitoring.sh", values), "monitoring")
 
 
-def dashboard_user_data(release: Release, env: Mapping[str, str], *, token_parameter: str) -> str:
-    """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM."""
+def dashboard_user_data(
+    release: Release, env: Mapping[str, str], *, token_parameter: str,
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), log_config: str = "{}",
+    listen: str = "127.0.0.1",
+) -> str:
+    """User data of the dashboard host: ``python -m dashboard`` on 0.0.0.0:8080, token from SSM.
+
+    ``allowed_hosts``: the names browsers use (``localhost`` through the SSM tunnel, the public domain
+    behind the ALB); any other ``Host`` is refused (DNS rebinding). ``listen``: loopback when only the
+    Session Manager tunnel reaches it, ``0.0.0.0`` behind the ALB.
+    """
     env = {
         **env,
-        "JOBFLEET_DASHBOARD_HOST": "0.0.0.0",
+        "JOBFLEET_DASHBOARD_ALLOWED_HOSTS": ",".join(allowed_hosts),
+        "JOBFLEET_DASHBOARD_HOST": listen,
         "JOBFLEET_DASHBOARD_PORT": str(DASHBOARD_PORT),
         "JOBFLEET_METRICS_PORT": "0",
     }
@@ -211,6 +245,7 @@ def dashboard_user_data(release: Release, env: Mapping[str, str], *, token_param
         "ENV_FILE": env_file(env),
         "FETCH_SCRIPT": fetch_secret_script(region=release.region),
         "TOKEN_ASSIGNMENT": f"JOBFLEET_DASHBOARD_TOKEN={_parameter(token_parameter)}",
+        "CW_AGENT_CONFIG": _json_line(log_config),
     }
     return _checked(render("dashboard.sh", values), "dashboard")
 
@@ -224,6 +259,8 @@ def grafana_user_data(
     prometheus_image: str,
     otelcol_image: str,
     tempo_image: str,
+    log_config: str = "{}",
+    grafana_listen: str = "127.0.0.1",
 ) -> str:
     """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
     values = {
@@ -235,5 +272,7 @@ def grafana_user_data(
         "PROMETHEUS_IMAGE": prometheus_image,
         "OTELCOL_IMAGE": otelcol_image,
         "TEMPO_IMAGE": tempo_image,
+        "GRAFANA_LISTEN": grafana_listen,
+        "CW_AGENT_CONFIG": _json_line(log_config),
     }
     return _checked(render("grafana.sh", values), "grafana")

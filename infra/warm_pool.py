@@ -2,10 +2,11 @@
 
 Enabled by ``jobfleet:warmPoolMax`` > 0. The pool's instances are ``Stopped`` and reused on scale-in; its
 prepared capacity starts at the group's minimum and then belongs to the autoscaler (ignored by Pulumi,
-like the desired capacity). A launch lifecycle hook holds every launch - into the pool and from it into
-service - until the host's ``jobfleet-launch-hook`` completes it: on the first boot the user data has
-installed the app (so a pool instance is installed once, when it enters the pool), the worker slots
-start only when the target lifecycle state is not ``Warmed:*``, and the hook is completed either way.
+like the desired capacity). The group's one launch lifecycle hook (``infra.fleet.lifecycle_hooks``) holds
+every launch - into the pool and from it into service. With a warm pool the host's ``jobfleet-launch-hook``
+answers it on every boot: on the first boot the user data has installed the app (so a pool instance is
+installed once, when it enters the pool), the worker slots start only when the target lifecycle state is
+not ``Warmed:*``, and the hook is completed either way; a failed bootstrap still abandons the launch.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from __future__ import annotations
 import pulumi_aws as aws
 
 from infra.config import InfraConfig
-
-WARM_POOL_HOOK = "jobfleet-warm-pool-launch"
-"""Name of the launch lifecycle hook completed by ``jobfleet-launch-hook`` on the worker host."""
 
 
 def warm_pool_enabled(cfg: InfraConfig) -> bool:
@@ -33,18 +31,6 @@ def warm_pool_args(cfg: InfraConfig) -> aws.autoscaling.GroupWarmPoolArgs | None
         max_group_prepared_capacity=cfg.min_instances,  # then PutWarmPool by the autoscaler
         instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(reuse_on_scale_in=True),
     )
-
-
-def warm_pool_hooks(cfg: InfraConfig) -> list[aws.autoscaling.GroupInitialLifecycleHookArgs]:
-    """The launch hook a warm pool needs (empty without a warm pool)."""
-    if not warm_pool_enabled(cfg):
-        return []
-    return [aws.autoscaling.GroupInitialLifecycleHookArgs(
-        name=WARM_POOL_HOOK,
-        lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-        heartbeat_timeout=max(300, int(cfg.boot_time) * 6),  # the first boot installs the release
-        default_result="ABANDON",  # an install that never finished must not enter the pool or service
-    )]
 
 
 def warm_pool_ignored(cfg: InfraConfig) -> list[str]:

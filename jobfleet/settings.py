@@ -115,6 +115,10 @@ parse_queues = _queues
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def _exception_names(raw: str) -> tuple[str, ...]:
     """Builtin exception names or dotted paths (imported, and checked again, where they are used)."""
     import builtins
@@ -328,6 +332,10 @@ class Settings:
     stale_after: float = _var(
         "JOBFLEET_STALE_AFTER", "30", _float(1), "Observations older than this (s) are stale: hold the size."
     )
+    boot_deadline: float = _var(
+        "JOBFLEET_BOOT_DEADLINE", "900", _float(0, open_lo=True),
+        "AWS backend: an instance with no worker heartbeat this many seconds after launch is marked Unhealthy.",
+    )
     dry_run: bool = _var("JOBFLEET_DRY_RUN", "0", _bool, "Decide and log, but do not change capacity.")
     # autoscaler v2 (issue 14): leader lock, warm pool
     leader_ttl: float = _var(
@@ -363,7 +371,25 @@ class Settings:
     dashboard_port: int = _var("JOBFLEET_DASHBOARD_PORT", "8080", _int(0, 65535), "Dashboard port.")
     dashboard_token: str | None = _var(
         "JOBFLEET_DASHBOARD_TOKEN", "", _optional_str,
-        "Bearer token required for the dashboard's write actions; empty = no auth (local only).",
+        "Bearer token the dashboard API requires (writes, and reads unless JOBFLEET_DASHBOARD_OPEN_READS=1); "
+        "empty = no auth (local only).",
+    )
+    dashboard_allowed_hosts: tuple[str, ...] = _var(
+        "JOBFLEET_DASHBOARD_ALLOWED_HOSTS", "localhost,127.0.0.1,::1", _names,
+        "Host names the dashboard answers (the Host header, port ignored; `*` = any): guards against DNS "
+        "rebinding.",
+    )
+    dashboard_allowed_origins: tuple[str, ...] = _var(
+        "JOBFLEET_DASHBOARD_ALLOWED_ORIGINS", "", _names,
+        "Extra origins (scheme://host[:port]) allowed to send write requests; the page's own origin always is.",
+    )
+    dashboard_open_reads: bool = _var(
+        "JOBFLEET_DASHBOARD_OPEN_READS", "0", _bool,
+        "With a token set, let API reads through without it (job arguments and tracebacks are data: default no).",
+    )
+    metrics_addr: str = _var(
+        "JOBFLEET_METRICS_ADDR", "127.0.0.1", _str,
+        "Bind address of the worker and autoscaler metrics endpoints (loopback locally, the VPC address on AWS).",
     )
     metrics_port: int = _var(
         "JOBFLEET_METRICS_PORT", "9121", _int(0, 65535), "Prometheus port of a worker host (0 = disabled)."

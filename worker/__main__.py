@@ -109,7 +109,7 @@ def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     connection = redis_connection(settings)
     probe = probe_connection(settings)
     if settings.metrics_port > 0:
-        start_worker_metrics_server(settings.metrics_port)
+        start_worker_metrics_server(settings.metrics_port, addr=settings.metrics_addr)
     stop = _stop_event()
     while True:
         # Started while Redis is away (or lost before registering): wait, one log line per attempt.

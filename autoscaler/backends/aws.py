@@ -107,11 +107,22 @@ class AwsBackend:
                 )
                 self.marked_unhealthy.add(iid)
                 log.warning("instance %s: workers stopped heartbeating; marked Unhealthy", iid)
+            self._check_boot_deadline(iid, state, launched.get(iid, now), iid in with_workers, now)
             machines.append(Machine(iid, launched.get(iid, now), running=state == "InService"))
         states = instances_from_workers(machines, self._workers, self.settings.slots_per_instance, now)
         return [
             InstanceState(**{**s.__dict__, "healthy": s.id not in self.marked_unhealthy}) for s in states
         ]
+
+    def _check_boot_deadline(self, iid: str, state: str, launched_at: float, has_workers: bool, now: float) -> None:
+        """Mark Unhealthy an InService instance none of whose workers ever heartbeated within
+        ``settings.boot_deadline`` of its launch (a host that half-booted), so the ASG replaces it."""
+        if (has_workers or iid in self.had_workers or iid in self.marked_unhealthy or state != "InService"
+                or now - launched_at < self.settings.boot_deadline):
+            return
+        self.client.set_instance_health(InstanceId=iid, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+        self.marked_unhealthy.add(iid)
+        log.warning("instance %s: no worker heartbeat %.0f s after launch; marked Unhealthy", iid, now - launched_at)
 
     def _protect(self, ids: list[str]) -> None:
         if ids:

@@ -5,7 +5,7 @@ const REFRESH_MS = 2000;
 const FAILED_PER_QUEUE = 20;
 const PAGE = 25;
 const STATES = ["queued", "started", "scheduled", "deferred", "finished", "failed", "canceled"];
-const state = { browse: null, jobId: null, timer: null, busy: false };
+const state = { browse: null, jobId: null, timer: null, busy: false, asking: false, declined: false };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -47,6 +47,18 @@ function clock(value) {
   return isNaN(date) ? String(value) : date.toLocaleTimeString([], { hour12: false });
 }
 
+// Date and time (local) for list timestamps: "2026-12-02 05:33:12".
+function stamp(value) {
+  if (value === null || value === undefined) return "—";
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  if (isNaN(date)) return String(value);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+const queuePath = (queue) => `/api/queues/${encodeURIComponent(queue)}`;
+
 function banner(message, kind = "error") {
   const node = $("#banner");
   node.textContent = message;
@@ -57,14 +69,14 @@ function banner(message, kind = "error") {
 function token() { return localStorage.getItem("jobfleet.token") || ""; }
 
 function askToken() {
-  const value = prompt("Dashboard token for write actions (JOBFLEET_DASHBOARD_TOKEN):", token());
+  const value = prompt("Dashboard token (JOBFLEET_DASHBOARD_TOKEN):", token());
   if (value !== null) localStorage.setItem("jobfleet.token", value.trim());
   return value !== null;
 }
 
-async function api(path, options = {}) {
+async function request(path, options) {
   const headers = { Accept: "application/json" };
-  if (options.method === "POST" && token()) headers.Authorization = `Bearer ${token()}`;
+  if (token()) headers.Authorization = `Bearer ${token()}`;
   const response = await fetch(path, { ...options, headers });
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
@@ -76,52 +88,106 @@ async function api(path, options = {}) {
   return body;
 }
 
-async function act(path, doneMessage) {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const result = await api(path, { method: "POST" });
-      banner(doneMessage(result), "info");
-      await refresh();
-      return result;
-    } catch (error) {
-      if (error.status === 401 && attempt === 0 && askToken()) continue;
-      banner(error.message);
-      return null;
-    }
+// Every request carries the token when one is stored; a 401 asks for it once (one prompt at a time) and retries.
+async function api(path, options = {}) {
+  const used = token();
+  try {
+    return await request(path, options);
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    if (token() !== used) return request(path, options);  // a concurrent prompt got a new token meanwhile
+    if (state.asking || state.declined) throw error;
+    state.asking = true;
+    let given;
+    try { given = askToken(); } finally { state.asking = false; }
+    if (!given) { state.declined = true; throw error; }  // until the Token button is used again
+    return request(path, options);
   }
-  return null;
+}
+
+async function act(path, doneMessage, method = "POST") {
+  try {
+    const result = await api(path, { method });
+    banner(doneMessage(result), "info");
+    await refresh();
+    return result;
+  } catch (error) {
+    banner(error.message);
+    return null;
+  }
+}
+
+function taskText(t) {
+  const what = t.kind === "empty" ? `Emptying ${t.queue}` : `Requeueing failed jobs of ${t.queue}`;
+  if (t.state === "running") return `${what}: ${t.done} of ${t.total}…`;
+  if (t.state === "failed") return `${what} failed after ${t.done} of ${t.total}: ${t.error}`;
+  const count = t.kind === "empty" ? `deleted ${t.deleted} queued job(s)` : `requeued ${t.requeued} job(s)`;
+  return `${what}: done, ${count}` + (t.skipped.length ? ` (${t.skipped.length} expired, skipped).` : ".");
+}
+
+// A bulk action runs on the server; the page polls its progress into the banner until it ends.
+async function bulk(path) {
+  const task = await act(path, taskText);
+  if (!task) return;
+  let current = task;
+  while (current.state === "running") {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    try { current = await api(`/api/tasks/${encodeURIComponent(task.id)}`); } catch (error) { banner(error.message); return; }
+    banner(taskText(current), current.state === "failed" ? "error" : "info");
+  }
+  await refresh();
 }
 
 const requeueJob = (id) => act(`/api/jobs/${encodeURIComponent(id)}/requeue`, (r) => `Requeued job ${r.id} onto ${r.queue}.`);
 const cancelJob = (id) => act(`/api/jobs/${encodeURIComponent(id)}/cancel`, (r) => `Job ${r.id}: ${r.action || r.status}.`);
-const requeueAll = (queue) => act(`/api/queues/${encodeURIComponent(queue)}/requeue-failed`,
-  (r) => `Requeued ${r.requeued} failed job(s) of ${r.queue}` + (r.skipped.length ? ` (${r.skipped.length} expired, skipped).` : "."));
+const requeueAll = (queue) => bulk(`${queuePath(queue)}/requeue-failed`);
+const emptyQueue = (queue, count) => {
+  if (!confirm(`Delete all ${count} queued job(s) of ${queue}? This cannot be undone.`)) return null;
+  return bulk(`${queuePath(queue)}/empty?confirm=${encodeURIComponent(queue)}`);
+};
+const deleteJob = (id) => {
+  if (!confirm(`Delete job ${id}? Its data and result are removed for good.`)) return null;
+  return act(`/api/jobs/${encodeURIComponent(id)}`, (r) => `Deleted job ${r.id}.`, "DELETE")
+    .then((r) => { if (r) $("#job-dialog").close(); return r; });
+};
 
 function jobLink(id) {
-  return el("a", { href: `#job/${id}`, class: "mono", onclick: (e) => { e.preventDefault(); openJob(id); } }, id);
+  return el("a", { href: `#job/${encodeURIComponent(id)}`, class: "mono" }, id);
 }
+
+const browseHash = (queue, jobState, page = 1) => `#queue/${encodeURIComponent(queue)}/${jobState}/${page}`;
 
 function renderQueues(queues) {
   const rows = queues.map((q) => el("tr", { "data-queue": q.name },
     el("td", {}, el("strong", {}, q.name)),
     ...STATES.map((s) => el("td", { class: "num" + (s === "failed" && q.failed ? " count-failed" : q[s] ? "" : " zero"), "data-state": s },
-      el("a", { href: `#${q.name}/${s}`, onclick: (e) => { e.preventDefault(); openBrowse(q.name, s, 0); } }, q[s]))),
-    el("td", { class: "num" }, age(q.oldest_queued_age))));
-  fillBody($("#queues"), rows, 9, "no queues yet");
+      el("a", { href: browseHash(q.name, s) }, q[s]))),
+    el("td", { class: "num" }, age(q.oldest_queued_age)),
+    el("td", {}, q.queued ? el("button", { type: "button", class: "empty-queue", onclick: () => emptyQueue(q.name, q.queued) }, "Empty") : null)));
+  fillBody($("#queues"), rows, 10, "no queues yet");
 }
 
+// Collapsed by default: the pages are fetched only while the section is open; one queue's error shows in its
+// own row instead of blanking the others.
 async function renderFailed(queues) {
   const withFailures = queues.filter((q) => q.failed > 0);
-  const pages = await Promise.all(withFailures.map((q) =>
-    api(`/api/queues/${encodeURIComponent(q.name)}/jobs?state=failed&limit=${FAILED_PER_QUEUE}`)));
+  $("#failed-count").textContent = `(${queues.reduce((n, q) => n + q.failed, 0)})`;
+  if (!$("#failed-section").open) return;
+  const pages = await Promise.allSettled(withFailures.map((q) =>
+    api(`${queuePath(q.name)}/jobs?state=failed&limit=${FAILED_PER_QUEUE}`)));
   $("#failed-actions").replaceChildren(...withFailures.map((q) =>
     el("button", { type: "button", onclick: () => requeueAll(q.name) }, `Requeue all ${q.failed} failed in ${q.name}`)));
   const rows = [];
-  for (const page of pages) {
+  for (const [i, outcome] of pages.entries()) {
+    if (outcome.status === "rejected") {
+      rows.push(el("tr", {}, el("td", {}, withFailures[i].name), el("td", { colspan: 5, class: "exc" }, outcome.reason.message)));
+      continue;
+    }
+    const page = outcome.value;
     for (const job of page.jobs) {
       rows.push(el("tr", { "data-job": job.id },
         el("td", {}, page.queue), el("td", {}, jobLink(job.id)), el("td", { class: "mono" }, job.func || "—"),
-        el("td", { class: "exc", title: job.exception || "" }, job.exception || "—"), el("td", {}, clock(job.ended_at)),
+        el("td", { class: "exc", title: job.exception || "" }, job.exception || "—"), el("td", {}, stamp(job.ended_at)),
         el("td", {}, el("button", { type: "button", class: "requeue", onclick: () => requeueJob(job.id) }, "Requeue"))));
     }
   }
@@ -161,15 +227,22 @@ function openBrowse(queue, jobState, offset) {
   $("#browse").scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
 
+// Paging goes through the URL hash, so a page can be bookmarked and reloaded.
+function goPage(number) {
+  if (!state.browse) return;
+  location.hash = browseHash(state.browse.queue, state.browse.state, Math.max(1, number));
+}
+
 async function refreshBrowse() {
   if (!state.browse) return;
   const { queue, state: jobState, offset } = state.browse;
-  const page = await api(`/api/queues/${encodeURIComponent(queue)}/jobs?state=${jobState}&offset=${offset}&limit=${PAGE}`);
+  const page = await api(`${queuePath(queue)}/jobs?state=${jobState}&offset=${offset}&limit=${PAGE}`);
   $("#browse-title").textContent = `${queue} · ${jobState} (${page.total})`;
+  $("#browse-when").textContent = jobState === "scheduled" ? "runs at" : "ended";
   const cancelable = ["queued", "scheduled", "deferred", "started"].includes(jobState);
   const rows = page.jobs.map((job) => el("tr", { "data-job": job.id },
     el("td", {}, jobLink(job.id)), el("td", { class: "mono" }, job.func || "—"), el("td", {}, job.status),
-    el("td", {}, clock(job.enqueued_at)), el("td", {}, clock(job.ended_at)),
+    el("td", {}, stamp(job.enqueued_at)), el("td", {}, stamp(jobState === "scheduled" ? job.scheduled_for : job.ended_at)),
     el("td", { class: job.exception ? "exc" : "" }, job.exception || progressText(job.progress) || ""),
     el("td", {},
       jobState === "failed" ? el("button", { type: "button", onclick: () => requeueJob(job.id) }, "Requeue") : null,
@@ -179,6 +252,11 @@ async function refreshBrowse() {
   $("#page-info").textContent = page.total ? `${offset + 1}–${last} of ${page.total}` : "";
   $("#prev").disabled = offset === 0;
   $("#next").disabled = last >= page.total;
+  const pages = Math.max(1, Math.ceil(page.total / PAGE));
+  const number = $("#page-number");
+  number.max = String(pages);
+  if (document.activeElement !== number) number.value = String(Math.floor(offset / PAGE) + 1);
+  $("#page-count").textContent = `of ${pages}`;
 }
 
 // meta["progress"] as written by jobfleet.progress.report_progress: {percent: 0..100, message, at}.
@@ -219,7 +297,7 @@ async function refreshJob() {
   $("#job-id").textContent = job.id;
   const fields = [
     ["status", job.status], ["queue", job.queue], ["function", job.func], ["args", job.args], ["kwargs", job.kwargs],
-    ["enqueued", job.enqueued_at], ["started", job.started_at], ["ended", job.ended_at],
+    ["enqueued", job.enqueued_at], ["scheduled for", job.scheduled_for], ["started", job.started_at], ["ended", job.ended_at],
     ["worker", job.worker_name], ["retries left", job.retries_left], ["timeout", job.timeout],
     ["result", job.result], ["meta", Object.keys(job.meta).length ? JSON.stringify(job.meta, null, 2) : null],
     ["executions", job.executions.map((x) => `${x.type} ${x.created_at}`).join("\n") || null],
@@ -234,6 +312,7 @@ async function refreshJob() {
   $("#job-requeue").hidden = job.status !== "failed";
   $("#job-cancel").hidden = !["queued", "scheduled", "deferred", "started"].includes(job.status);
   $("#job-cancel").textContent = job.status === "started" ? "Stop" : "Cancel";
+  $("#job-delete").hidden = job.status === "started";
 }
 
 async function refresh() {
@@ -262,13 +341,38 @@ function schedule() {
 }
 
 $("#autorefresh").addEventListener("change", schedule);
-$("#token-button").addEventListener("click", askToken);
-$("#browse-close").addEventListener("click", () => { state.browse = null; $("#browse").hidden = true; });
-$("#prev").addEventListener("click", () => { state.browse.offset = Math.max(0, state.browse.offset - PAGE); refreshBrowse(); });
-$("#next").addEventListener("click", () => { state.browse.offset += PAGE; refreshBrowse(); });
+$("#token-button").addEventListener("click", () => { if (askToken()) { state.declined = false; refresh(); } });
+// Views from the URL hash: #job/<id> opens a job, #queue/<name>/<state>/<page> a page of a queue (names encoded).
+function route() {
+  const parts = location.hash.slice(1).split("/").map((p) => { try { return decodeURIComponent(p); } catch (_) { return p; } });
+  if (parts[0] === "job" && parts[1]) {
+    openJob(parts[1]).catch((error) => banner(error.message));
+  } else if (parts[0] === "queue" && parts[1] && STATES.includes(parts[2])) {
+    const page = Math.max(1, parseInt(parts[3] || "1", 10) || 1);
+    openBrowse(parts[1], parts[2], (page - 1) * PAGE);
+  }
+}
+
+function clearHash(prefix) {
+  if (location.hash.startsWith(prefix)) history.replaceState(null, "", location.pathname + location.search);
+}
+
+$("#browse-close").addEventListener("click", () => { state.browse = null; $("#browse").hidden = true; clearHash("#queue/"); });
+$("#prev").addEventListener("click", () => goPage(Math.floor(state.browse.offset / PAGE)));
+$("#next").addEventListener("click", () => goPage(Math.floor(state.browse.offset / PAGE) + 2));
+$("#page-form").addEventListener("submit", (e) => { e.preventDefault(); goPage(parseInt($("#page-number").value, 10) || 1); });
+$("#search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const id = $("#search-id").value.trim();
+  if (id) { location.hash = `#job/${encodeURIComponent(id)}`; if (state.jobId !== id) route(); }
+});
+$("#failed-section").addEventListener("toggle", () => { if ($("#failed-section").open) refresh(); });
 $("#job-close").addEventListener("click", () => $("#job-dialog").close());
-$("#job-dialog").addEventListener("close", () => { state.jobId = null; });
+$("#job-dialog").addEventListener("close", () => { state.jobId = null; clearHash("#job/"); });
 $("#job-requeue").addEventListener("click", () => requeueJob(state.jobId));
 $("#job-cancel").addEventListener("click", () => cancelJob(state.jobId));
+$("#job-delete").addEventListener("click", () => deleteJob(state.jobId));
+window.addEventListener("hashchange", route);
+route();
 refresh();
 schedule();

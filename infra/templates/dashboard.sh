@@ -10,6 +10,11 @@ AWS_REGION=@@AWS_REGION@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 install_release
 
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
@@ -21,23 +26,11 @@ cat > /usr/local/bin/jobfleet-fetch-secrets <<'FETCH'
 @@FETCH_SCRIPT@@
 FETCH
 
-cat > /etc/systemd/system/jobfleet-dashboard-secrets.service <<'UNIT'
-[Unit]
-Description=jobfleet: fetch the dashboard token from SSM Parameter Store
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/dashboard.env @@TOKEN_ASSIGNMENT@@
-UNIT
-
 cat > /etc/systemd/system/jobfleet-dashboard.service <<'UNIT'
 [Unit]
 Description=jobfleet dashboard
-Requires=jobfleet-dashboard-secrets.service
-After=jobfleet-dashboard-secrets.service network-online.target
+Wants=network-online.target
+After=network-online.target
 
 [Service]
 Type=simple
@@ -45,7 +38,11 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
-EnvironmentFile=/run/jobfleet-secrets/dashboard.env
+# The token is read (with retries) before every start; if SSM stays unreachable the unit restarts and tries again.
+ExecStartPre=+/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/dashboard.env @@TOKEN_ASSIGNMENT@@
+EnvironmentFile=-/run/jobfleet-secrets/dashboard.env
+StandardOutput=append:/var/log/jobfleet/dashboard.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m dashboard
 KillSignal=SIGTERM
 TimeoutStopSec=30

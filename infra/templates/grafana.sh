@@ -13,6 +13,11 @@ readonly STACK=@@STACK@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 retry dnf install -y -q docker
 systemctl enable --now docker.service
 install_bundle "$ARTIFACT_BUCKET" "$ARTIFACT_KEY" "$OBS"
@@ -55,18 +60,6 @@ install -m 0755 /dev/null /usr/local/bin/jobfleet-fetch-secrets
 cat > /usr/local/bin/jobfleet-fetch-secrets <<'FETCH'
 @@FETCH_SCRIPT@@
 FETCH
-
-cat > /etc/systemd/system/jobfleet-grafana-secrets.service <<'UNIT'
-[Unit]
-Description=jobfleet: fetch the Grafana admin password from SSM Parameter Store
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
-UNIT
 
 cat > /etc/systemd/system/jobfleet-prometheus.service <<'UNIT'
 [Unit]
@@ -130,15 +123,18 @@ UNIT
 cat > /etc/systemd/system/jobfleet-grafana.service <<'UNIT'
 [Unit]
 Description=Grafana (container)
-Requires=docker.service jobfleet-grafana-secrets.service
-After=docker.service jobfleet-grafana-secrets.service
+Requires=docker.service
+After=docker.service network-online.target
 
 [Service]
+# The password is read (with retries) before every start; a failure restarts the unit, it never stays down.
+ExecStartPre=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
 ExecStartPre=-/usr/bin/docker rm -f jobfleet-grafana
 ExecStart=/usr/bin/docker run --rm --name jobfleet-grafana --network host \
   --env-file /run/jobfleet-secrets/grafana.env \
   -e GF_SECURITY_ADMIN_USER=admin -e GF_USERS_ALLOW_SIGN_UP=false -e GF_AUTH_ANONYMOUS_ENABLED=false \
   -e GF_ANALYTICS_REPORTING_ENABLED=false -e GF_SERVER_HTTP_PORT=3000 \
+  -e GF_SERVER_HTTP_ADDR=@@GRAFANA_LISTEN@@ \
   -v /opt/jobfleet/observability/observability/grafana/provisioning:/etc/grafana/provisioning:ro \
   -v /opt/jobfleet/observability/observability/grafana/dashboards:/var/lib/grafana/dashboards/jobfleet:ro \
   -v /var/lib/jobfleet/grafana:/var/lib/grafana \

@@ -10,11 +10,18 @@ AWS_REGION=@@AWS_REGION@@
 
 @@COMMON@@
 
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
+
 install_release
 
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
 @@ENV_FILE@@
 ENVFILE
+# the autoscaler's metrics bind to this host's VPC address only (the Grafana host's Prometheus scrapes it)
+printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(local_ipv4)" >> /etc/jobfleet/jobfleet.env
 
 cat > /etc/systemd/system/jobfleet-autoscaler.service <<'UNIT'
 [Unit]
@@ -28,6 +35,8 @@ User=jobfleet
 Group=jobfleet
 WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
+StandardOutput=append:/var/log/jobfleet/autoscaler.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m autoscaler --backend aws
 KillSignal=SIGTERM
 TimeoutStopSec=30

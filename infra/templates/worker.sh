@@ -8,8 +8,16 @@ readonly ARTIFACT_BUCKET=@@ARTIFACT_BUCKET@@
 readonly ARTIFACT_KEY=@@ARTIFACT_KEY@@
 AWS_REGION=@@AWS_REGION@@
 readonly SLOTS=@@SLOTS@@
+readonly WARM_POOL=@@WARM_POOL@@
 
 @@COMMON@@
+
+@@LAUNCH_CHECK@@
+
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
+@@CW_AGENT_CONFIG@@
+CWAGENT
 
 install_release
 
@@ -22,6 +30,8 @@ systemd-tmpfiles --create /etc/tmpfiles.d/jobfleet.conf
 write_env /etc/jobfleet/jobfleet.env <<'ENVFILE'
 @@ENV_FILE@@
 ENVFILE
+# metrics bind to this host's VPC address only (the monitoring host scrapes it; nothing else can reach it)
+printf 'JOBFLEET_METRICS_ADDR=%s\n' "$(local_ipv4)" >> /etc/jobfleet/jobfleet.env
 
 cat > /etc/systemd/system/jobfleet-worker@.service <<'UNIT'
 [Unit]
@@ -37,6 +47,8 @@ WorkingDirectory=/opt/jobfleet/current
 EnvironmentFile=/etc/jobfleet/jobfleet.env
 # warm pool: no worker slot starts on a boot into the warm pool
 ExecCondition=/usr/local/bin/jobfleet-launch-hook --in-service
+StandardOutput=append:/var/log/jobfleet/worker.log
+StandardError=inherit
 ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker
 # SIGTERM to the worker only: it finishes (or re-queues) its job, then exits.
 KillSignal=SIGTERM
@@ -95,8 +107,43 @@ WantedBy=multi-user.target
 UNIT
 # ---- end warm pool ----
 
+# Spot interruption watcher: on the 2-minute notice it stops the slots taking jobs and requeues the jobs that
+# cannot finish in time; on a rebalance recommendation it stops taking jobs (worker/spot.py).
+cat > /etc/systemd/system/jobfleet-spot.service <<'UNIT'
+[Unit]
+Description=jobfleet spot interruption watcher
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+EnvironmentFile=/etc/jobfleet/jobfleet.env
+WorkingDirectory=/opt/jobfleet/current
+ExecStart=/opt/jobfleet/current/.venv/bin/python -m worker.spot
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable --now "${units[@]}" jobfleet-drain.service jobfleet-spot.service
+if [ "$WARM_POOL" = "1" ]; then
+  # With a warm pool, jobfleet-launch-hook answers the launch hook on every boot: into the pool once the
+  # app is installed (the worker slots stay stopped), into service once the slots are up.
+  trap - ERR
+  systemctl enable --now jobfleet-launch-hook.service
+  log "worker host installed (warm pool); jobfleet-launch-hook answers the launch lifecycle hook"
+  exit 0
+fi
+if ! self_check "${units[@]}"; then
+  trap - ERR
+  complete_launch ABANDON
+  exit 1
+fi
+trap - ERR
+complete_launch CONTINUE
+
 systemctl daemon-reload
 units=()
 for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
-systemctl enable --now "${units[@]}" jobfleet-drain.service jobfleet-launch-hook.service
 log "worker host ready with ${SLOTS} slot(s)"

@@ -31,7 +31,7 @@ with warnings.catch_warnings():  # Starlette's notice about httpx2 is not ours t
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """A TestClient on the dashboard app (no token configured)."""
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url="http://localhost") as test_client:
         yield test_client
 
 

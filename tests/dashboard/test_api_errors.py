@@ -15,14 +15,19 @@ from tests.dashboard.conftest import Population
     ("method", "path", "params", "status", "words"),
     [
         ("get", "/api/queues/nope/jobs", {}, 404, "unknown queue 'nope'"),
-        ("get", "/api/queues/bad%20name!/jobs", {}, 400, "invalid queue name"),
-        ("get", "/api/queues/default/jobs", {"state": "exploded"}, 400, "unknown state 'exploded'"),
+        ("get", "/api/queues/bad%20name!/jobs", {}, 404, "unknown queue 'bad name!'"),  # a valid RQ name
+        ("get", "/api/queues/bad%01name/jobs", {}, 422, "path parameter 'queue': String should match pattern"),
+        ("get", "/api/queues/" + "q" * 600 + "/jobs", {}, 422, "at most 512 characters"),
+        ("post", "/api/queues/default/empty", {}, 409, "?confirm=default"),
+        ("delete", "/api/jobs/no-such-job", {}, 404, "unknown job"),
+        ("get", "/api/tasks/no-such-task", {}, 404, "unknown task"),
+        ("get", "/api/queues/default/jobs", {"state": "exploded"}, 422, "parameter 'state': Input should be 'queued'"),
         ("get", "/api/queues/default/jobs", {"limit": 0}, 422, "limit"),
         ("get", "/api/queues/default/jobs", {"limit": 501}, 422, "less than or equal to 500"),
         ("get", "/api/queues/default/jobs", {"offset": -1}, 422, "offset"),
         ("get", "/api/queues/default/jobs", {"limit": "ten"}, 422, "valid integer"),
         ("get", "/api/jobs/no-such-job", {}, 404, "unknown job 'no-such-job'"),
-        ("get", "/api/jobs/bad$id", {}, 400, "invalid job id"),
+        ("get", "/api/jobs/bad$id", {}, 422, "path parameter 'job_id': String should match pattern"),
         ("post", "/api/jobs/no-such-job/requeue", {}, 404, "unknown job"),
         ("post", "/api/jobs/no-such-job/cancel", {}, 404, "unknown job"),
         ("post", "/api/queues/nope/requeue-failed", {}, 404, "unknown queue"),
@@ -64,7 +69,7 @@ def test_cancel_of_a_finished_job_is_a_conflict(client: TestClient, population: 
 
 def test_redis_down_is_a_503_with_a_message(settings: Settings) -> None:
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_retries=0, redis_connect_timeout=0.5)
-    with TestClient(create_app(dead), raise_server_exceptions=False) as client:
+    with TestClient(create_app(dead), base_url="http://localhost", raise_server_exceptions=False) as client:
         response = client.get("/api/queues")
         assert response.status_code == 503
         assert response.json() == {"error": "Redis is unavailable, try again shortly"}

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import get_args
+from urllib.parse import quote
 
+import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue
 
+from dashboard.app import JobState
+from dashboard.queries import STATES
 from tests.dashboard import jobs
 from tests.dashboard.conftest import Population, run_burst
 
@@ -102,7 +108,36 @@ def test_missing_job_data_is_reported_not_crashed(client: TestClient, population
     page = client.get("/api/queues/default/jobs", params={"state": "queued"}).json()
     assert page["jobs"][1] == {"id": population.queued[1].id, "status": "missing", "queue": "default",
                                "func": None, "enqueued_at": None, "started_at": None, "ended_at": None,
-                               "progress": None, "exception": None}
+                               "progress": None, "exception": None, "scheduled_for": None}
+
+
+def test_scheduled_jobs_show_when_they_run(client: TestClient, population: Population) -> None:
+    page = client.get("/api/queues/default/jobs", params={"state": "scheduled"}).json()
+    due = page["jobs"][0]["scheduled_for"]
+    assert page["jobs"][0]["id"] == population.scheduled.id
+    assert 3500 < datetime.fromisoformat(due).timestamp() - time.time() < 3700  # enqueued in 1 hour
+    assert client.get(f"/api/jobs/{population.scheduled.id}").json()["scheduled_for"] == due
+
+
+@pytest.mark.parametrize("name", ["my queue", "reports/eu", "очередь-ü", "a?b#c%d"])
+def test_any_queue_name_rq_accepts_works(client: TestClient, redis: Redis, name: str) -> None:
+    queue = Queue(name, connection=redis)
+    queue.enqueue(jobs.boom, "in an odd queue")
+    run_burst(redis, queue)
+    queued = queue.enqueue(jobs.add, 1, 2)
+    assert name in [q["name"] for q in client.get("/api/queues").json()]
+    path = f"/api/queues/{quote(name, safe='')}"
+    failed = client.get(f"{path}/jobs", params={"state": "failed"})
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["queue"] == name and failed.json()["jobs"][0]["exception"] == "RuntimeError: in an odd queue"
+    assert [j["id"] for j in client.get(f"{path}/jobs").json()["jobs"]] == [queued.id]
+    task = client.post(f"{path}/requeue-failed")
+    assert task.status_code == 202, task.text
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/tasks/{task.json()['id']}").json()["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert queue.count == 2 and queue.failed_job_registry.count == 0
 
 
 def test_healthz(client: TestClient) -> None:
@@ -150,3 +185,7 @@ def test_queue_counts_cost_a_few_commands_per_queue_whatever_the_job_count(clien
         costs.append(sum(calls.values()))
     assert costs[0] == costs[1], costs
     assert costs[1] <= 3 * 9 + 5  # 3 queues: llen, lindex, 6 zcard, hget each; smembers of the queue set
+
+
+def test_documented_states_are_the_states_listed() -> None:
+    assert get_args(JobState) == STATES

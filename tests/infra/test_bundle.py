@@ -72,7 +72,8 @@ def test_new_code_means_new_launch_template_user_data(tmp_path: Path, monkeypatc
     with (copy / "worker" / "__init__.py").open("a") as handle:
         handle.write("\n# a code change\n")
     original = bundle_module.build_app_bundle
-    monkeypatch.setattr(bundle_module, "build_app_bundle", lambda: original(root=copy, out_dir=tmp_path / "out"))
+    monkeypatch.setattr(bundle_module, "build_app_bundle",
+                        lambda **kw: original(root=copy, out_dir=tmp_path / "out", **kw))
     after = run_program(dev_config())
 
     def lt_user_data(program: object) -> str:

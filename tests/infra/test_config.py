@@ -55,6 +55,12 @@ def test_defaults_when_keys_are_absent() -> None:
     assert cfg.use_spot is False and cfg.nat_gateway is False and cfg.redis_nodes == 2
 
 
+ALB = {
+    "exposure": "alb", "publicDomain": "jobs.example.com",
+    "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab",
+}
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -64,8 +70,13 @@ def test_defaults_when_keys_are_absent() -> None:
         ({"workerInstanceTypes": ["t3.small", "t4g.small"]}, "mix arm64 (Graviton) and x86_64"),
         ({"workerInstanceTypes": []}, "jobfleet:workerInstanceTypes='[]' is not allowed: the list is empty"),
         ({"grafanaInstanceType": "t3.huge"}, "jobfleet:grafanaInstanceType"),
-        ({"allowedCidrs": []}, "jobfleet:allowedCidrs='[]' is not allowed: the list is empty"),
-        ({"allowedCidrs": None}, "jobfleet:allowedCidrs is required"),
+        ({**ALB, "allowedCidrs": []}, "jobfleet:allowedCidrs='[]' is not allowed: the list is empty"),
+        ({**ALB, "allowedCidrs": None}, "jobfleet:allowedCidrs is required"),
+        ({"exposure": "alb"}, "jobfleet:exposure=alb needs jobfleet:certificateArn"),
+        ({"logRetentionDays": 10}, "jobfleet:logRetentionDays='10' is not allowed: CloudWatch does not offer"),
+        ({"bootDeadline": 100}, "jobfleet:bootDeadline=100 leaves less than a minute"),
+        ({"exposure": "public"}, "jobfleet:exposure='public' is not allowed"),
+        ({**ALB, "certificateArn": "arn:aws:iam::1:server-certificate/x"}, "jobfleet:certificateArn"),
         ({"allowedCidrs": ["10.0.0.300/32"]}, "'10.0.0.300/32' is not a CIDR"),
         ({"allowedCidrs": ["0.0.0.0/0"]}, "set jobfleet:allowPublicAccess=true if you really mean it"),
         ({"maxInstances": "ten"}, "jobfleet:maxInstances='ten' is not allowed"),

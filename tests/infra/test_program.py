@@ -30,6 +30,7 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 ASG = "aws:autoscaling/group:Group"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
+HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 REDIS = "aws:elasticache/replicationGroup:ReplicationGroup"
 
 
@@ -73,7 +74,8 @@ def test_nat_option_adds_private_subnets_for_hosts_without_inbound_traffic() -> 
     private_ids = {s.id for s in private}
     assert set(program.one(ASG).inputs["vpcZoneIdentifiers"]) == private_ids
     assert program.one(INSTANCE, "monitoring").inputs["subnetId"] in private_ids
-    assert program.one(INSTANCE, "dashboard").inputs["subnetId"] not in private_ids
+    assert program.one(INSTANCE, "dashboard").inputs["subnetId"] in private_ids  # no inbound internet traffic
+    assert program.one(INSTANCE, "grafana").inputs["subnetId"] in private_ids
     subnet_group = program.one("aws:elasticache/subnetGroup:SubnetGroup")
     assert set(subnet_group.inputs["subnetIds"]) == private_ids
 
@@ -98,16 +100,54 @@ def test_security_groups_have_explicit_egress_and_redis_admits_only_app_groups(d
     assert all("egress" not in r.inputs and "ingress" not in r.inputs for r in dev.of_type(SG))
 
 
-def test_dashboard_and_grafana_reachable_only_from_the_configured_cidrs(dev: Program) -> None:
-    world = [r for r in dev.of_type(INGRESS) if r.inputs.get("cidrIpv4")]
-    opened = {(r.inputs["cidrIpv4"], r.inputs["fromPort"], _sg_name(dev, r.inputs["securityGroupId"])) for r in world}
-    assert opened == {
-        ("203.0.113.10/32", 8080, "firewall-dashboard"),
-        ("203.0.113.10/32", 3000, "firewall-grafana"),
+ALB_CONFIG = {
+    "exposure": "alb", "publicDomain": "jobs.example.com",
+    "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab",
+}
+LISTENER = "aws:lb/listener:Listener"
+
+
+def test_by_default_nothing_is_reachable_from_outside_the_vpc(dev: Program) -> None:
+    assert [r.inputs for r in dev.of_type(INGRESS) if r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6")] == []
+    assert dev.of_type("aws:lb/loadBalancer:LoadBalancer") == []
+    tunnel = dev.outputs["dashboardTunnel"]
+    assert tunnel == ("aws ssm start-session --region eu-west-1 --target dashboard-instance-id --document-name "
+                      "AWS-StartPortForwardingSession --parameters '{\"portNumber\":[\"8080\"],"
+                      "\"localPortNumber\":[\"8080\"]}'")
+    assert "--target grafana-instance-id" in dev.outputs["grafanaTunnel"]
+    assert dev.outputs["dashboardUrl"] == "http://localhost:8080/"
+    env = _user_data(dev, "dashboard")
+    assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1" in env
+    assert "JOBFLEET_DASHBOARD_HOST=127.0.0.1" in env  # loopback: the tunnel is the only way in
+    assert "GF_SERVER_HTTP_ADDR=127.0.0.1" in _user_data(dev, "grafana")
+
+
+def test_public_mode_is_an_https_only_alb_admitting_the_configured_cidrs() -> None:
+    program = run_program(dev_config(**ALB_CONFIG, allowedCidrs=["198.51.100.0/24", "192.0.2.1/32"]))
+    world = [r.inputs for r in program.of_type(INGRESS) if r.inputs.get("cidrIpv4")]
+    assert {(r["cidrIpv4"], r["fromPort"], _sg_name(program, r["securityGroupId"])) for r in world} == {
+        (cidr, port, "firewall-alb") for cidr in ("198.51.100.0/24", "192.0.2.1/32") for port in (443, 3000, 80)
     }
-    program = run_program(dev_config(allowedCidrs=["198.51.100.0/24", "192.0.2.1/32"]))
-    cidrs = sorted({r.inputs["cidrIpv4"] for r in program.of_type(INGRESS) if r.inputs.get("cidrIpv4")})
-    assert cidrs == ["192.0.2.1/32", "198.51.100.0/24"]
+    for role, port in (("dashboard", 8080), ("grafana", 3000)):
+        group = program.one(SG, f"firewall-{role}").id
+        sources = {_sg_name(program, r.inputs["referencedSecurityGroupId"]) for r in program.of_type(INGRESS)
+                   if r.inputs["securityGroupId"] == group and r.inputs["fromPort"] == port}
+        assert sources == {"firewall-alb"}, role
+    listeners = {r.inputs["port"]: r.inputs for r in program.of_type(LISTENER)}
+    assert set(listeners) == {443, 3000, 80}
+    for port in (443, 3000):
+        assert listeners[port]["protocol"] == "HTTPS" and listeners[port]["certificateArn"] == ALB_CONFIG[
+            "certificateArn"]
+        assert listeners[port]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    redirect = listeners[80]["defaultActions"][0]
+    assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
+    alb = program.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert alb["internal"] is False and alb["dropInvalidHeaderFields"] is True and len(alb["subnets"]) == 3
+    assert program.outputs["dashboardUrl"] == "https://jobs.example.com/"
+    assert program.outputs["grafanaUrl"] == "https://jobs.example.com:3000/"
+    assert "JOBFLEET_DASHBOARD_ALLOWED_HOSTS=localhost,127.0.0.1,jobs.example.com" in _user_data(program, "dashboard")
+    assert "JOBFLEET_DASHBOARD_HOST=0.0.0.0" in _user_data(program, "dashboard")  # the ALB reaches it
+    assert "GF_SERVER_HTTP_ADDR=0.0.0.0" in _user_data(program, "grafana")
 
 
 def test_redis_is_valkey_with_tls_auth_encryption_and_failover(dev: Program) -> None:
@@ -116,7 +156,9 @@ def test_redis_is_valkey_with_tls_auth_encryption_and_failover(dev: Program) -> 
     assert group["parameterGroupName"] == "default.valkey8"
     assert group["transitEncryptionEnabled"] is True and group["transitEncryptionMode"] == "required"
     assert group["atRestEncryptionEnabled"] is True
-    assert secret_value(group["authToken"]) == TEST_SECRETS["jobfleet:redisAuthToken"]
+    assert "authToken" not in group  # write-only: the token never lands in the Pulumi state
+    assert secret_value(group["authTokenWo"]) == TEST_SECRETS["jobfleet:redisAuthToken"]
+    assert group["authTokenWoVersion"] == 1
     assert group["numCacheClusters"] == 2
     assert group["automaticFailoverEnabled"] is True and group["multiAzEnabled"] is True
     assert dev.outputs["redisUrl"].startswith("rediss://master.") and dev.outputs["redisPort"] == 6379
@@ -158,10 +200,15 @@ def test_asg_sizes_protection_hook_and_refresh(dev: Program) -> None:
     assert asg["name"] == "jobfleet-dev-workers" == dev.outputs["asgName"]
     assert (asg["minSize"], asg["maxSize"], asg["desiredCapacity"]) == (1, 10, 1)
     assert asg["protectFromScaleIn"] is True
-    hook = asg["initialLifecycleHooks"][0]
+    assert "initialLifecycleHooks" not in asg  # those apply only when the group is created
+    hook = dev.one(HOOK, "drain").inputs
+    assert hook["autoscalingGroupName"] == "jobfleet-dev-workers" and hook["name"] == "jobfleet-drain"
     assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     assert hook["defaultResult"] == "CONTINUE"
     assert hook["heartbeatTimeout"] >= 180 + 60  # holds the instance longer than a job may run
+    launch = dev.one(HOOK, "launch").inputs
+    assert launch["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    assert (launch["defaultResult"], launch["heartbeatTimeout"]) == ("ABANDON", 900)
     assert asg["instanceRefresh"]["strategy"] == "Rolling"
     assert asg["instanceRefresh"]["preferences"]["scaleInProtectedInstances"] == "Refresh"
     assert asg["launchTemplate"]["version"] == "3"  # latest_version, not $Latest: refreshes on change
@@ -218,9 +265,16 @@ def test_secrets_are_secure_strings_and_stay_secret(dev: Program) -> None:
         "/jobfleet/dev/redis-auth-token", "/jobfleet/dev/dashboard-token", "/jobfleet/dev/grafana-admin-password",
     }
     assert all(p["type"] == "SecureString" for p in params.values())
-    assert secret_value(params["/jobfleet/dev/dashboard-token"]["value"]) == TEST_SECRETS["jobfleet:dashboardToken"]
-    assert all(secret_value(p["value"]) for p in params.values())
-    assert dev.secret_outputs == {"grafanaAdminPassword"}
+    key = dev.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert all(p["keyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:secrets-key" for p in params.values())  # not aws/ssm
+    assert key.name == "secrets-key"
+    assert all("value" not in p and p["valueWoVersion"] == 1 for p in params.values())  # write-only
+    dashboard_token = params["/jobfleet/dev/dashboard-token"]["valueWo"]
+    assert secret_value(dashboard_token) == TEST_SECRETS["jobfleet:dashboardToken"]
+    assert all(secret_value(p["valueWo"]) for p in params.values())
+    assert dev.secret_outputs == set()
+    assert dev.outputs["grafanaAdminPasswordParameter"] == "/jobfleet/dev/grafana-admin-password"
     for key, value in dev.outputs.items():
         if key not in dev.secret_outputs:
             assert not any(secret in json.dumps(value) for secret in TEST_SECRETS.values()), key
@@ -250,9 +304,17 @@ def test_monitoring_role_controls_only_the_worker_asg(dev: Program) -> None:
     describe = statements["DescribeUnscopable"]
     assert describe["Resource"] == ["*"] and all(":Describe" in a for a in describe["Action"])
     worker = {s["Sid"]: s for s in policies["iam-worker-policy"]["Statement"]}
-    assert worker["ReadRelease"]["Resource"] == [f"arn:aws:s3:::artifacts-bucket-abc123/{dev.outputs['releaseKey']}"]
-    assert worker["ReadRedisToken"]["Resource"] == [
-        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/redis-auth-token"
+    # the bundle prefix, so a rollout never has a window where the old or new key is denied
+    assert worker["ReadReleases"]["Resource"] == ["arn:aws:s3:::artifacts-bucket-abc123/releases/jobfleet-*"]
+    assert dev.outputs["releaseKey"].startswith("releases/jobfleet-")
+    own = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/redis-auth-token"
+    assert worker["ReadOwnSecrets"]["Resource"] == [own]
+    assert worker["DecryptOwnSecrets"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:PARAMETER_ARN": [own]}
+    }
+    assert sorted(worker["DenyOtherSecrets"]["Resource"]) == [
+        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/jobfleet/dev/{name}"
+        for name in ("dashboard-token", "grafana-admin-password")
     ]
     attachments = dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert len(attachments) == 4
@@ -271,8 +333,7 @@ def test_prometheus_discovers_hosts_by_the_tags_the_program_sets(dev: Program) -
 
 def test_outputs_name_what_operators_need(dev: Program) -> None:
     out = dev.outputs
-    assert out["dashboardUrl"].startswith("http://ec2-") and out["dashboardUrl"].endswith(":8080/")
-    assert out["grafanaUrl"].endswith(":3000/")
+    assert out["dashboardUrl"] == "http://localhost:8080/" and out["grafanaUrl"] == "http://localhost:3000/"
     assert out["redisEndpoint"].startswith("master.")
     assert out["monitoringInstanceId"] == "monitoring-instance-id"
     assert out["artifactBucket"] == "artifacts-bucket-abc123"
@@ -316,3 +377,32 @@ def test_no_infra_module_shadows_a_top_level_module() -> None:
             continue
         assert name not in sys.stdlib_module_names, f"infra/{path.name} shadows the stdlib module {name}"
         assert importlib.util.find_spec(name) is None, f"infra/{path.name} shadows the installed module {name}"
+
+
+def test_raising_the_job_timeout_updates_the_drain_hook_resource(dev: Program) -> None:
+    longer = run_program(dev_config(jobTimeout=1800, shutdownDeadline=600))
+    before, after = dev.one(HOOK, "drain"), longer.one(HOOK, "drain")
+    assert before.name == after.name  # the same resource: an in-place update of heartbeatTimeout
+    assert after.inputs["heartbeatTimeout"] == 1800 + 30 + 60 > before.inputs["heartbeatTimeout"]
+    assert run_program(dev_config(bootDeadline=1200)).one(HOOK, "launch").inputs["heartbeatTimeout"] == 1200
+
+
+def test_logs_leave_the_hosts_with_a_retention(dev: Program) -> None:
+    groups = {r.inputs["name"]: r.inputs for r in dev.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert set(groups) == {f"/jobfleet/dev/{s}" for s in ("worker", "autoscaler", "dashboard", "bootstrap")}
+    assert all(g["retentionInDays"] == 14 for g in groups.values())
+    assert all(g["retentionInDays"] == 30 for g in run_program(dev_config(logRetentionDays=30)).of_type(
+        "aws:cloudwatch/logGroup:LogGroup") for g in [g.inputs])
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in dev.of_type("aws:iam/rolePolicy:RolePolicy")}
+    ship = {s["Sid"]: s for s in policies["iam-worker-policy"]["Statement"]}["ShipLogs"]
+    assert ship["Resource"] == sorted(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/jobfleet/dev/{s}:*"
+                                      for s in ("worker", "bootstrap"))
+    assert "logs:CreateLogGroup" not in ship["Action"]
+    for role, service in (("worker", "worker"), ("monitoring", "autoscaler"), ("dashboard", "dashboard")):
+        text = _user_data(dev, role)
+        assert f"StandardOutput=append:/var/log/jobfleet/{service}.log" in text, role
+        config = json.loads(text.split("<<'CWAGENT'", 1)[1].split("\n")[1])
+        files = {f["file_path"]: f["log_group_name"] for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+        assert files == {f"/var/log/jobfleet/{service}.log": f"/jobfleet/dev/{service}",
+                         "/var/log/jobfleet-bootstrap.log": "/jobfleet/dev/bootstrap"}, role
+        assert "amazon-cloudwatch-agent-ctl -a fetch-config" in text

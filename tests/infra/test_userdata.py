@@ -123,7 +123,7 @@ def test_host_environment_is_valid_for_worker_settings(dev: Program, role: str) 
         assert settings.autoscaler_backend == "aws" and settings.asg_name == "jobfleet-dev-workers"
         assert (settings.autoscaler_min, settings.autoscaler_max) == (1, 10)
     if role == "dashboard":
-        assert settings.dashboard_host == "0.0.0.0" and settings.dashboard_port == 8080
+        assert settings.dashboard_host == "127.0.0.1" and settings.dashboard_port == 8080  # only the SSM tunnel
     if role == "worker":
         assert settings.slots_per_instance == 2 and str(settings.metrics_dir) == "/run/jobfleet/metrics"
         assert settings.metrics_port == 9121
@@ -135,7 +135,8 @@ def test_worker_units_stop_gracefully_within_the_job_timeout(dev: Program) -> No
     assert "KillSignal=SIGTERM" in unit and "KillMode=mixed" in unit
     stop = int(re.search(r"TimeoutStopSec=(\d+)", unit).group(1))  # type: ignore[union-attr]
     assert stop >= 180 and stop >= 600  # job timeout and shutdown deadline of the dev stack
-    hook = dev.one("aws:autoscaling/group:Group").inputs["initialLifecycleHooks"][0]
+    hook = next(h.inputs for h in dev.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")
+                if h.inputs["lifecycleTransition"].endswith("TERMINATING"))
     assert hook["heartbeatTimeout"] > stop
     assert "jobfleet-worker@.service" in text and 'units+=("jobfleet-worker@${slot}.service")' in text
     drain = heredoc(text, "DRAIN")
@@ -179,30 +180,36 @@ def test_renderer_refuses_missing_and_unsafe_values() -> None:
 
 
 def test_warm_pool_has_its_launch_hook_and_the_user_data_tells_pool_entry_from_start() -> None:
-    """Issue 14: warmPoolMax > 0 adds a Stopped warm pool (reused on scale-in) and a launch hook that the
-    worker's jobfleet-launch-hook completes; worker slots carry an ExecCondition that is false on Warmed:*."""
+    """Issue 14: warmPoolMax > 0 adds a Stopped warm pool (reused on scale-in). The group's one launch hook
+    (a LifecycleHook resource, ABANDON by default) is then answered on every boot by jobfleet-launch-hook;
+    worker slots carry an ExecCondition that is false on Warmed:*."""
     from tests.infra.harness import dev_config, run_program
 
     program = run_program(dev_config(warmPoolMax=8))
     group = program.one("aws:autoscaling/group:Group").inputs
     assert group["warmPool"]["poolState"] == "Stopped"
     assert group["warmPool"]["instanceReusePolicy"]["reuseOnScaleIn"] is True
-    launch = [h for h in group["initialLifecycleHooks"] if h["lifecycleTransition"].endswith("LAUNCHING")]
-    assert [h["name"] for h in launch] == ["jobfleet-warm-pool-launch"] and launch[0]["defaultResult"] == "ABANDON"
+    hooks = [r.inputs for r in program.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")]
+    launch = [h for h in hooks if h["lifecycleTransition"].endswith("LAUNCHING")]
+    assert [h["name"] for h in launch] == ["jobfleet-launch"] and launch[0]["defaultResult"] == "ABANDON"
+    assert not group.get("initialLifecycleHooks")
     text = user_data(program, "worker")
     assert len(text.encode()) <= MAX_USER_DATA_BYTES
     script = heredoc(text, "LAUNCHHOOK")
     _shellcheck(script, "worker/LAUNCHHOOK")
-    assert "readonly HOOK_NAME=jobfleet-warm-pool-launch" in script and "Warmed:*) exit 1" in script
+    assert "readonly HOOK_NAME=jobfleet-launch" in script and "Warmed:*) exit 1" in script
+    assert "readonly WARM_POOL=1" in text
     assert "ExecCondition=/usr/local/bin/jobfleet-launch-hook --in-service" in heredoc(text, "UNIT")
     # install_release runs in the user data, i.e. once, on the first boot (the boot into the pool)
     assert text.index("install_release\n") < text.index("<<'LAUNCHHOOK'")
     monitoring = env_of(user_data(program, "monitoring"))
     assert monitoring["JOBFLEET_WARM_POOL_MAX"] == "8"
-    # without a warm pool: no hook, no pool, and the script is inert
+    # without a warm pool: no pool, the hook script is inert and the user data's self-check answers the hook
     dev = run_program(dev_config())
     assert "warmPool" not in dev.one("aws:autoscaling/group:Group").inputs
-    assert "readonly HOOK_NAME=''" in heredoc(user_data(dev, "worker"), "LAUNCHHOOK")
+    dev_text = user_data(dev, "worker")
+    assert "readonly HOOK_NAME=''" in heredoc(dev_text, "LAUNCHHOOK")
+    assert "readonly WARM_POOL=0" in dev_text
 
 
 def test_warm_pool_refuses_spot() -> None:
