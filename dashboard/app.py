@@ -14,6 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from dashboard import actions, decisions, queries
+from dashboard.api_tenants import tenants_router
 from dashboard.errors import ApiError, install_error_handlers
 from dashboard.models import (
     BulkRequeue,
@@ -123,6 +124,8 @@ def create_app(settings: Settings, connection: Redis | None = None) -> FastAPI:
     def scaling_decisions(limit: Annotated[int, Query(ge=1, le=MAX_DECISIONS)] = 50) -> list[dict[str, Any]]:
         """The newest autoscaler decisions, newest first."""
         return decisions.recent_decisions(redis, limit)
+
+    app.include_router(tenants_router(settings, redis, write))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

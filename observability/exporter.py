@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from redis import Redis
 
 from observability.queue_collector import register_queue_collector
+from observability.tenant_collector import register_tenant_collector
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
     registry = CollectorRegistry()
     register_queue_collector(registry, connection, args.queues, args.target_wait)
+    register_tenant_collector(registry, connection, [q for q in args.queues if "~" not in q])
     try:
         server, _thread = start_http_server(args.port, addr=args.addr, registry=registry)
     except OSError as exc:

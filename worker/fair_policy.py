@@ -60,7 +60,7 @@ def needs_rebase(now: float, t0: float, half_life: float) -> bool:
 
 def reserved_slots(slots: int, fraction: float) -> int:
     """Slots held back for tenants without a running job: ``fraction`` of ``slots``, rounded to nearest."""
-    return int(math.floor(slots * fraction + 0.5)) if fraction > 0 else 0
+    return math.floor(slots * fraction + 0.5) if fraction > 0 else 0
 
 
 def reservation_applies(slots: int, busy_others: int, fraction: float) -> bool:

@@ -99,7 +99,9 @@ _DEQUEUE = _COMMON + r"""
 local WORKER, RESERVATION, AGING = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local SCAN, EST, FAIR = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 
-local function running(q, t) return redis.call('ZCARD', wipkey(q, t)) + redis.call('LLEN', qkey(q, t) .. ':intermediate') end
+local function running(q, t)
+  return redis.call('ZCARD', wipkey(q, t)) + redis.call('LLEN', qkey(q, t) .. ':intermediate')
+end
 
 local function refresh(q)
   local ready = fkey(q, 'ready')
@@ -242,21 +244,6 @@ redis.call('HSET', meta, 'avg', tostring(avg))
 return 1
 """
 
-# KEYS: weights, caps, then (ready, usage) per queue. ARGV: tenant, weight. Sets the weight and rescores
-# the tenant in every queue where it is backlogged, so the change applies to the very next dequeue.
-SET_WEIGHT = r"""
-local t, w = ARGV[1], tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], t, ARGV[2])
-for i = 3, #KEYS, 2 do
-  local s = redis.call('ZSCORE', KEYS[i], t)
-  if s and tonumber(s) ~= -math.huge then
-    local used = tonumber(redis.call('HGET', KEYS[i + 1], t)) or 0
-    redis.call('ZADD', KEYS[i], 'XX', tostring(used / w), t)
-  end
-end
-return 1
-"""
-
 MEAN_ALPHA = 0.2  # weight of the newest run in the queue's mean run time (the provisional charge)
 
 
@@ -352,6 +339,14 @@ def fair_queue_class(settings: Settings) -> type[FairQueue]:
         "charges": {},
     }
     return type("FairQueue", (FairQueue,), attrs)
+
+
+def attach(queue_class: type[Queue], worker_name: str) -> type[FairQueue] | None:
+    """``queue_class`` as a FairQueue bound to ``worker_name`` (for the reservation), or None if it is not one."""
+    if not (isinstance(queue_class, type) and issubclass(queue_class, FairQueue)):
+        return None
+    queue_class.worker_name = worker_name
+    return queue_class
 
 
 def uses_fair_queue(settings: Settings) -> bool:

@@ -101,9 +101,7 @@ class JobfleetWorker(Worker):
         kwargs.setdefault("queue_class", fair_queue.fair_queue_class(self.settings) if fair else ReliableQueue)
         ReliableQueue.poll_interval = self.settings.dequeue_poll
         super().__init__(*args, **kwargs)
-        self.fair_queue = self.queue_class if issubclass(self.queue_class, fair_queue.FairQueue) else None
-        if self.fair_queue is not None:
-            self.fair_queue.worker_name = self.name
+        self.fair_queue = fair_queue.attach(self.queue_class, self.name)  # None unless a FairQueue
         # Execution heartbeats every third of the TTL: the recovery sweep spots a dead worker quickly.
         self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), self.worker_ttl // 3))
         self.permanent_errors = resolve_exception_types(self.settings.permanent_errors)
