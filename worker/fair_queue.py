@@ -93,11 +93,11 @@ end
 local function tenant_score(q, t) return (tonumber(redis.call('HGET', fkey(q, 'usage'), t)) or 0) / weight(t) end
 """
 
-# KEYS: weights, caps. ARGV: half-life, worker name, reservation, aging s, scan count, default charge s,
-# fair (1/0), queue names in the order to try. Returns false or {queue key, job id, tenant, charge, time}.
+# KEYS: weights, caps. ARGV: half-life, worker name, reservation, aging s, scan count of this call, default
+# charge s, fair (1/0), scan count when nothing was found, queue names in the order to try. Returns false or {queue key, job id, tenant, charge, time}.
 _DEQUEUE = _COMMON + r"""
 local WORKER, RESERVATION, AGING = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local SCAN, EST, FAIR = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
+local SCAN, EST, FAIR, IDLE_SCAN = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
 
 local function running(q, t)
   return redis.call('ZCARD', wipkey(q, t)) + redis.call('LLEN', qkey(q, t) .. ':intermediate')
@@ -139,9 +139,10 @@ local function choose(q)
   refresh(q)
   local only_idle = restricted(q)
   local ready = fkey(q, 'ready')
-  local offset = 0
+  local offset, size = 0, 1
   while true do
-    local batch = redis.call('ZRANGE', ready, offset, offset + 15)
+    local batch = redis.call('ZRANGE', ready, offset, offset + size - 1)
+    size = 16
     if #batch == 0 then return nil end
     local removed = 0
     for _, t in ipairs(batch) do
@@ -182,27 +183,34 @@ local function waited(key)
 end
 
 local best_q, best_t, best_age = nil, nil, -1
-for i = 8, #ARGV do
-  local q = ARGV[i]
-  local t = nil
-  if FAIR then
-    t = choose(q)
-  elseif redis.call('LLEN', qkey(q, 'default')) > 0 then
-    t = 'default'
-  end
-  if t then
-    if AGING <= 0 then
-      best_q, best_t = q, t
-      break
+local function pick()
+  for i = 9, #ARGV do
+    local q = ARGV[i]
+    local t = nil
+    if FAIR then
+      t = choose(q)
+    elseif redis.call('LLEN', qkey(q, 'default')) > 0 then
+      t = 'default'
     end
-    local age = waited(qkey(q, t))
-    if best_q == nil then
-      best_q, best_t = q, t
-      if age > AGING then best_age = age end
-    elseif age > AGING and age > best_age then
-      best_q, best_t, best_age = q, t, age
+    if t then
+      if AGING <= 0 then
+        best_q, best_t = q, t
+        return
+      end
+      local age = waited(qkey(q, t))
+      if best_q == nil then
+        best_q, best_t = q, t
+        if age > AGING then best_age = age end
+      elseif age > AGING and age > best_age then
+        best_q, best_t, best_age = q, t, age
+      end
     end
   end
+end
+pick()
+if not best_q and FAIR and SCAN < IDLE_SCAN then  -- nothing found: look further into the tenant index
+  SCAN = IDLE_SCAN
+  pick()
 end
 if not best_q then return false end
 local key = qkey(best_q, best_t)
@@ -288,6 +296,7 @@ class FairQueue(ReliableQueue):
     priority_weights: ClassVar[dict[str, float]] = {}
     worker_name: ClassVar[str] = ""
     scan_count: ClassVar[int] = 16
+    scan_every: ClassVar[float] = 0.1  # fraction of busy dequeues that also take an index scan step
     default_charge: ClassVar[float] = 1.0
     rng: ClassVar[random.Random] = random.Random()
     charges: ClassVar[dict[str, Charge]] = {}
@@ -297,8 +306,11 @@ class FairQueue(ReliableQueue):
         """Move the next job (priority order, then fair share) into its intermediate list: ``(key, id)``."""
         names = [k[len(QUEUE_KEY_PREFIX):] if k.startswith(QUEUE_KEY_PREFIX) else k for k in queue_keys]
         order = queue_order(cls.priority_mode, names, cls.priority_weights, cls.rng)
-        args: list[Any] = [cls.half_life, cls.worker_name, cls.reservation, cls.aging, cls.scan_count,
-                           cls.default_charge, 1 if cls.fair else 0, *order]
+        # the index scan (finds tenants re-queued without a submit) runs in 1 of 10 calls, and whenever
+        # nothing else was found
+        scan = cls.scan_count if cls.rng.random() < cls.scan_every else 0
+        args: list[Any] = [cls.half_life, cls.worker_name, cls.reservation, cls.aging, scan,
+                           cls.default_charge, 1 if cls.fair else 0, cls.scan_count, *order]
         result = run_script(connection, _DEQUEUE, [WEIGHTS_KEY, CAPS_KEY], args)
         if not result:
             return None
