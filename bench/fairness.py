@@ -273,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=10_000, help="jobs tenant A enqueues first")
     parser.add_argument("--job-s", type=float, default=0.2, help="seconds each job sleeps")
     parser.add_argument("--rate", type=float, default=12.0, help="jobs per second B and C each submit")
-    parser.add_argument("--seconds", type=float, default=40.0, help="how long B and C submit")
+    parser.add_argument("--seconds", type=float, default=45.0, help="how long B and C submit")
     parser.add_argument("--half-life", type=float, default=5.0, help="jobfleet's JOBFLEET_FAIR_HALF_LIFE")
     parser.add_argument("--settle", type=float, default=None, help="skip this long (default 2 half-lives)")
-    parser.add_argument("--window", type=float, default=5.0, help="share window, seconds")
+    parser.add_argument("--window", type=float, default=10.0, help="share window, seconds")
     parser.add_argument("--cpu", action="store_true", help="measure Redis CPU per dequeue instead")
     args = parser.parse_args(argv)
     if args.settle is None:
