@@ -151,7 +151,7 @@ def run_policy(policy: str, args: argparse.Namespace, logdir: Path) -> dict[str,
                         sent[tenant] = due
                 time.sleep(0.01)
             ended = time.time()
-            records = [r.decode().split() for r in client.lrange(RUNS_KEY, 0, -1)]
+            records = [(r.decode() if isinstance(r, bytes) else str(r)).split() for r in client.lrange(RUNS_KEY, 0, -1)]
         runs = [(t, float(s), float(b), float(e)) for t, s, b, e in records]
     finally:
         client.close()

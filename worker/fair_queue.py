@@ -94,7 +94,8 @@ local function tenant_score(q, t) return (tonumber(redis.call('HGET', fkey(q, 'u
 """
 
 # KEYS: weights, caps. ARGV: half-life, worker name, reservation, aging s, scan count of this call, default
-# charge s, fair (1/0), scan count when nothing was found, queue names in the order to try. Returns false or {queue key, job id, tenant, charge, time}.
+# charge s, fair (1/0), scan count when nothing was found, queue names in the order to try.
+# Returns false or {queue key, job id, tenant, charge, time}.
 _DEQUEUE = _COMMON + r"""
 local WORKER, RESERVATION, AGING = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local SCAN, EST, FAIR, IDLE_SCAN = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])

@@ -109,7 +109,8 @@ def test_weight_change_applies_to_the_next_dequeue(redis_url: str, redis: Redis,
         name, job_id = _take(redis, fq) or ("", "")
         _finish(redis, fq, name, job_id, 10.0 if name.endswith("A") else 1.0)
     ready = fair_key("default", "ready")
-    assert redis.zscore(ready, "A") == pytest.approx(10, rel=1e-3) and redis.zscore(ready, "B") == pytest.approx(1, rel=1e-3)
+    assert redis.zscore(ready, "A") == pytest.approx(10, rel=1e-3)
+    assert redis.zscore(ready, "B") == pytest.approx(1, rel=1e-3)
     set_weight(redis, "A", 100)  # A's score 0.1 now beats B's 1
     assert redis.zscore(ready, "A") == pytest.approx(0.1, rel=1e-3)
     assert (_take(redis, fq) or ("",))[0] == "default~A"
@@ -215,3 +216,20 @@ def test_default_tenant_and_plain_queue_keep_working(redis_url: str, redis: Redi
     assert _take(redis, fq) == ("default", plain.id)
     assert IntermediateQueue(Queue("default", connection=redis).key, redis).get_job_ids() == [plain.id]
     assert _take(redis, fq) is None
+
+
+def test_worker_maintenance_returns_jobs_stranded_in_tenant_queues(
+    redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    from worker.worker import JobfleetWorker
+
+    settings = _settings(redis_url, tmp_path)
+    worker = JobfleetWorker(["default"], connection=redis, settings=settings)
+    assert worker.fair_queue is not None and worker.fair_queue.worker_name == worker.name
+    (job,) = enqueue(redis, JOB, "A", 0, tenant="A")
+    assert _take(redis, worker.fair_queue) == ("default~A", job.id)  # dequeued, then the worker "dies"
+    deadline = time.monotonic() + 10
+    while Queue("default~A", connection=redis).job_ids != [job.id]:
+        assert time.monotonic() < deadline, "maintenance did not return the stranded job"
+        worker.clean_registries()  # the first pass marks it, a later one (after 1 s) returns it
+        time.sleep(0.3)
