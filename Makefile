@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
 SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
 
-.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-fairness clean
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit bench-fairness clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,10 +40,13 @@ unit: setup
 test: setup system-deps lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
-bench: bench-worker bench-latency bench-autoscale
+bench: bench-submit bench-worker bench-latency bench-autoscale
 
 bench-worker: setup
 	$(PY) -m bench.worker_throughput
+
+bench-submit: setup
+	$(PY) -m bench.submit
 
 bench-latency: setup
 	$(PY) -m bench.pickup_latency

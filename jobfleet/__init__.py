@@ -11,7 +11,7 @@ from __future__ import annotations
 from jobfleet.errors import PermanentError, SubmitError
 from jobfleet.progress import get_progress, report_progress
 from jobfleet.settings import Settings, SettingsError, load_settings
-from jobfleet.submit import get_job, submit
+from jobfleet.submit import get_job, submit, submit_many
 
 __all__ = [
     "PermanentError",
@@ -23,4 +23,5 @@ __all__ = [
     "load_settings",
     "report_progress",
     "submit",
+    "submit_many",
 ]

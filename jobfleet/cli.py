@@ -9,6 +9,7 @@ dashboard or the autoscaler.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -94,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, end="")
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    # Like `rq worker --path .`: the app's job modules import from the directory the command runs in.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     handler = COMMANDS.get(command)
     if handler is None:
         print(f"jobfleet: unknown command {command!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)

@@ -11,12 +11,13 @@ from jobfleet.settings import Settings
 
 def backoff_intervals(settings: Settings, rng: random.Random | None = None) -> list[float]:
     """Backoff before each retry k = 1..retry_max: base * 2^(k-1), capped, drawn from [(1-j)*d, d]."""
-    draw = rng or random.Random()
+    # The module's generator: seeded once per process and re-seeded after fork by the random module.
+    uniform = rng.uniform if rng is not None else random.uniform
     intervals = []
     for k in range(1, settings.retry_max + 1):
         ceiling = min(settings.retry_cap, settings.retry_base * 2 ** (k - 1))
         low = (1.0 - settings.retry_jitter) * ceiling
-        intervals.append(round(draw.uniform(low, ceiling), 3))
+        intervals.append(round(uniform(low, ceiling), 3))
     return intervals
 
 

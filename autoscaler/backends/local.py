@@ -23,10 +23,9 @@ from redis import Redis
 
 from autoscaler.backends.base import instance_state
 from autoscaler.policy import InstanceState
+from jobfleet.paths import child_pythonpath
 from jobfleet.settings import Settings
 from jobfleet.worker_registry import WorkerInfo, worker_instances
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -98,7 +97,7 @@ class LocalBackend:
         env = dict(os.environ)
         env["JOBFLEET_INSTANCE_ID"] = instance_id
         env["JOBFLEET_METRICS_PORT"] = "0"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+        env["PYTHONPATH"] = child_pythonpath(env.get("PYTHONPATH"))
         if self.settings.worker_metrics_dir is not None:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.settings.worker_metrics_dir)
         return env
@@ -115,7 +114,7 @@ class LocalBackend:
                     subprocess.Popen(
                         [sys.executable, "-m", "worker", "--queues", ",".join(self.settings.queues),
                          "--name", f"{instance_id}.{slot}.{self._run}"],
-                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     )
                 )
 

@@ -26,10 +26,8 @@ import psutil
 
 from jobfleet.embedded_redis import EmbeddedRedis
 from jobfleet.local.status import FleetStatus, read_status
+from jobfleet.paths import child_pythonpath
 from jobfleet.settings import Settings, SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 LOCAL_DEFAULTS = {
     "JOBFLEET_BOOT_TIME": "2",
@@ -74,7 +72,7 @@ class LocalFleet:
         """Environment shared by every child: our Redis and the metrics directory."""
         env = dict(os.environ)
         env["REDIS_URL"] = self.redis_url
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+        env["PYTHONPATH"] = child_pythonpath(env.get("PYTHONPATH"))
         env["PYTHONUNBUFFERED"] = "1"
         # The autoscaler hands this directory to the workers it starts; it keeps its own metrics in-process.
         env["JOBFLEET_WORKER_METRICS_DIR"] = str(self.metrics_dir)
@@ -120,7 +118,7 @@ class LocalFleet:
         log = (logs / f"{role}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, *args],
-            cwd=ROOT,
+            cwd=os.getcwd(),
             env=self.child_env(),
             stdin=subprocess.DEVNULL,
             stdout=log,
