@@ -233,3 +233,19 @@ def test_worker_maintenance_returns_jobs_stranded_in_tenant_queues(
         assert time.monotonic() < deadline, "maintenance did not return the stranded job"
         worker.clean_registries()  # the first pass marks it, a later one (after 1 s) returns it
         time.sleep(0.3)
+
+
+def test_the_client_registers_tenants_for_fair_workers(redis_url: str, redis: Redis, tmp_path: Path) -> None:
+    from jobfleet.submit import submit, submit_many
+
+    settings = _settings(redis_url, tmp_path)
+    fq = _fq(settings)
+    submit_many([{"func": JOB, "args": ["A", 0], "tenant": "A"}] * 5, connection=redis, settings=settings)
+    for _ in range(3):
+        name, job_id = _take(redis, fq) or ("", "")
+        _finish(redis, fq, name, job_id, 1.0)
+    late = submit(JOB, "B", 0, tenant="B", connection=redis, settings=settings)
+    assert late.origin == "default~B"
+    assert redis.zscore(fair_key("default", "ready"), "B") == float("-inf")  # registered by the enqueue script
+    fq.scan_every = 0.0  # no index scan: the ready set alone must bring B in
+    assert _take(redis, fq) == ("default~B", late.id)

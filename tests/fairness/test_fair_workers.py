@@ -15,6 +15,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from jobfleet.settings import load_settings
+from jobfleet.submit import submit, submit_many
 from jobfleet.tenant_admin import set_cap, set_weight
 from tests.fairness.helpers import enqueue, max_concurrency, runs, window_shares
 from tests.worker.helpers import kill_tree, running, start_worker, wait_for, worker_env
@@ -49,12 +50,15 @@ def test_shares_follow_weights_while_a_capped_tenant_stays_capped(
 
 
 def test_late_tenant_starts_before_the_flood_drains(redis_url: str, redis: Redis, tmp_path: Path) -> None:
-    enqueue(redis, JOB, "A", DURATION, tenant="A", count=80)
+    settings = load_settings(worker_env(redis_url, tmp_path))
+    # the real client (fast enqueue script): submit_many for the flood, submit for the late tenant
+    submit_many([{"func": JOB, "args": ["A", DURATION], "tenant": "A"}] * 80, connection=redis, settings=settings)
     env = worker_env(redis_url, tmp_path)
     with start_worker(env, tmp_path, name="w1"), start_worker(env, tmp_path, name="w2"):
         wait_for(lambda: len(runs(redis)) >= 4, 30, what="the flood to be under way")
         submitted = time.time()
-        enqueue(redis, JOB, "B", DURATION, tenant="B", count=3)
+        for _ in range(3):
+            submit(JOB, "B", DURATION, tenant="B", connection=redis, settings=settings)
         wait_for(lambda: sum(r.tenant == "B" for r in runs(redis)) == 3, 30, what="B's jobs")
     done = runs(redis)
     first_b = min(r.start for r in done if r.tenant == "B")
