@@ -15,7 +15,9 @@ from redis import Redis
 
 from autoscaler.observe import QueueObserver
 from dashboard.app import create_app
+from jobfleet.errors import SubmitError
 from jobfleet.settings import Settings, SettingsError, load_settings
+from jobfleet.submit import submit
 from jobfleet.tenants import check_tenant
 from observability.tenant_collector import register_tenant_collector
 from tests.conftest import ROOT
@@ -93,11 +95,14 @@ def test_metrics_and_autoscaler_count_tenant_queues(redis: Redis) -> None:
     assert state.queued == 5  # the default tenant's 2 and acme's 3
 
 
-def test_bad_tenant_names_and_settings_are_refused_clearly() -> None:
+def test_bad_tenant_names_and_settings_are_refused_clearly(redis: Redis) -> None:
     for bad in ("", "a~b", "x" * 65, "sp ace", 7):
         with pytest.raises(ValueError, match="must be 1-64 characters"):
             check_tenant(bad)
     assert check_tenant(None) == "default"
+    with pytest.raises(SubmitError, match="tenant 'a~b' must be 1-64 characters"):
+        submit("tests.fairness.helpers.record", "x", 0, tenant="a~b", connection=redis,
+               settings=load_settings({}))
     for env, message in ((("JOBFLEET_FAIR_RESERVATION", "0.95"), "must be <= 0.9"),
                          (("JOBFLEET_FAIR_HALF_LIFE", "-1"), "must be >= 0"),
                          (("JOBFLEET_PRIORITY_MODE", "random"), "expected one of strict, weighted"),
