@@ -95,7 +95,7 @@ local function tenant_score(q, t) return (tonumber(redis.call('HGET', fkey(q, 'u
 
 # KEYS: weights, caps. ARGV: half-life, worker name, reservation, aging s, scan count of this call, default
 # charge s, fair (1/0), scan count when nothing was found, queue names in the order to try.
-# Returns false or {queue key, job id, tenant, charge, time}.
+# Returns false or {queue key, job id, tenant, charge, time, queue}.
 _DEQUEUE = _COMMON + r"""
 local WORKER, RESERVATION, AGING = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local SCAN, EST, FAIR, IDLE_SCAN = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
@@ -229,7 +229,7 @@ if FAIR then
     redis.call('ZADD', ready, tostring(used / weight(best_t)), best_t)
   end
 end
-return {key, job_id, best_t, tostring(charge), tostring(NOW)}
+return {key, job_id, best_t, tostring(charge), tostring(NOW), best_q}
 """
 
 # KEYS: weights, caps. ARGV: half-life, queue, tenant, run seconds, provisional charge, its time, mean's alpha.
@@ -317,8 +317,7 @@ class FairQueue(ReliableQueue):
             return None
         queue_key, job_id, tenant = _text(result[0]), _text(result[1]), _text(result[2])
         if cls.fair:
-            queue, _ = split_tenant_queue(queue_key[len(QUEUE_KEY_PREFIX):])
-            cls.charges[job_id] = Charge(queue, tenant, float(_text(result[3])), float(_text(result[4])))
+            cls.charges[job_id] = Charge(_text(result[5]), tenant, float(_text(result[3])), float(_text(result[4])))
         return queue_key, job_id
 
     @classmethod
