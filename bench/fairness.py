@@ -215,9 +215,9 @@ def _usec_per_call(client: Redis) -> float:
     return usec / calls if calls else float("nan")
 
 
-def measure_cpu(tenants: int, dequeues: int, logdir: Path) -> dict[str, float]:
+def measure_cpu(tenants: int, dequeues: int, logdir: Path, rounds: int = 3) -> dict[str, float]:
     """Redis CPU (usec) per fair dequeue and per job-end accounting with ``tenants`` backlogged tenants,
-    and per strict reliable dequeue of the same number of jobs from one queue (the anchor)."""
+    and per strict reliable dequeue from one queue (the anchor): medians of ``rounds`` interleaved rounds."""
     from jobfleet.settings import load_settings
     from worker.fair_queue import _JOB_ENDED, FairQueue, fair_queue_class, run_script
     from worker.reliable_queue import ReliableQueue
@@ -226,7 +226,7 @@ def measure_cpu(tenants: int, dequeues: int, logdir: Path) -> dict[str, float]:
     server.start()
     client = Redis.from_url(server.url)
     try:
-        per_tenant = max(2, dequeues // tenants + 2)
+        per_tenant = max(2, rounds * dequeues // tenants + 2)
         rng = random.Random(1)
         with client.pipeline(transaction=False) as pipe:
             for i in range(tenants):
@@ -237,27 +237,30 @@ def measure_cpu(tenants: int, dequeues: int, logdir: Path) -> dict[str, float]:
                 pipe.hset("jobfleet:fair:default:usage", name, rng.random() * 100)
                 if i % 1000 == 999:
                     pipe.execute()
-            for k in range(dequeues + 1):
+            for k in range(rounds * dequeues + 1):
                 pipe.rpush("rq:queue:plain", f"plain-{k}")
             pipe.execute()
         fq: type[FairQueue] = fair_queue_class(load_settings({"JOBFLEET_FAIR_HALF_LIFE": "300"}))
         fq.move_first(client, ["rq:queue:default"])  # warm-up: scores every newly registered tenant once
-        client.config_resetstat()
-        for _ in range(dequeues):
-            fq.move_first(client, ["rq:queue:default"])
-        fair_us = _usec_per_call(client)
-        charges = list(fq.charges.items())
-        fq.charges.clear()
-        client.config_resetstat()
-        for _, charge in charges:
-            run_script(client, _JOB_ENDED, ["jobfleet:fair:weights", "jobfleet:fair:caps"],
-                       [300.0, charge.queue, charge.tenant, 0.1, charge.seconds, charge.at, 0.2])
-        ended_us = _usec_per_call(client)
         ReliableQueue.move_first(client, ["rq:queue:plain"])
-        client.config_resetstat()
-        for _ in range(dequeues):
-            ReliableQueue.move_first(client, ["rq:queue:plain"])
-        strict_us = _usec_per_call(client)
+        fair, ended, strict = [], [], []
+        for _ in range(rounds):
+            client.config_resetstat()
+            for _ in range(dequeues):
+                fq.move_first(client, ["rq:queue:default"])
+            fair.append(_usec_per_call(client))
+            charges = list(fq.charges.values())
+            fq.charges.clear()
+            client.config_resetstat()
+            for charge in charges:
+                run_script(client, _JOB_ENDED, ["jobfleet:fair:weights", "jobfleet:fair:caps"],
+                           [300.0, charge.queue, charge.tenant, 0.1, charge.seconds, charge.at, 0.2])
+            ended.append(_usec_per_call(client))
+            client.config_resetstat()
+            for _ in range(dequeues):
+                ReliableQueue.move_first(client, ["rq:queue:plain"])
+            strict.append(_usec_per_call(client))
+        fair_us, ended_us, strict_us = (statistics.median(v) for v in (fair, ended, strict))
     finally:
         client.close()
         server.stop()
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         args.settle = 2 * args.half_life
     logdir = Path(tempfile.mkdtemp(prefix="bench-fairness-"))
     if args.cpu:
-        rows = [measure_cpu(n, 2000, logdir) for n in (10, 10_000)]
+        rows = [measure_cpu(n, 1000, logdir) for n in (10, 10_000)]
         for row in rows:
             print(f"{row['tenants']:>6} tenants: fair dequeue {row['fair_dequeue_usec']:.1f} us/call, job end "
                   f"{row['job_end_usec']:.1f} us/call, strict dequeue {row['strict_dequeue_usec']:.1f} us/call "
