@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
 SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
 
-.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit bench-fairness clean
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit bench-fairness chaos clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ unit: setup
 	$(VENV)/bin/pytest -q
 
 test: setup system-deps lint
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup -m "not chaos"
+
+# Long chaos run (lost, duplicated, kill->restart min/median/max, drain time -> bench/results/chaos.json),
+# then the long reproductions marked `chaos` (plain RQ worker, Redis restart and stall).
+chaos: setup
+	$(PY) -m bench.chaos
+	$(VENV)/bin/pytest -q -p no:randomly -m chaos tests/robust
 
 bench: bench-submit bench-worker bench-latency bench-autoscale
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from autoscaler.backends.base import Backend
-from jobfleet.connection import redis_connection
+from jobfleet.connection import probe_connection, redis_connection, wait_for_redis
 from jobfleet.logs import configure_logging, log_event
 from jobfleet.settings import Settings, SettingsError, load_settings
 
@@ -57,13 +57,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") 
     from jobfleet.tracing import configure_tracing, flush
 
     configure_tracing("jobfleet-autoscaler")
-    connection = redis_connection(settings)
-    backend = make_backend(settings.autoscaler_backend, settings)
-    if settings.autoscaler_metrics_port > 0:
-        from observability.queue_collector import register_queue_collector
-
-        register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait)
-        metrics.serve_metrics(settings.autoscaler_metrics_port, addr="0.0.0.0")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -72,6 +65,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m autoscaler") 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    connection = redis_connection(settings)
+    # Started while Redis is away: wait (one log line per attempt) instead of failing.
+    if not wait_for_redis(probe_connection(settings), settings.redis_url, component="autoscaler",
+                          cap=settings.redis_backoff_cap, stop=stop):
+        return 0
+    backend = make_backend(settings.autoscaler_backend, settings)
+    if settings.autoscaler_metrics_port > 0:
+        from observability.queue_collector import register_queue_collector
+
+        register_queue_collector(metrics.REGISTRY, connection, settings.queues, settings.target_wait)
+        metrics.serve_metrics(settings.autoscaler_metrics_port, addr="0.0.0.0")
     daemon = Daemon(settings, backend, connection, dry_run=args.dry_run or None)
     log_event("autoscaler_started", backend=settings.autoscaler_backend, dry_run=daemon.dry_run,
               interval=settings.autoscaler_interval)

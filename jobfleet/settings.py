@@ -126,8 +126,33 @@ def _priority_weights(raw: str) -> tuple[tuple[str, float], ...]:
     return tuple(pairs)
 
 
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+parse_queues = _queues
+"""Parse a comma-separated queue list like ``JOBFLEET_QUEUES`` (ValueError on a bad one); for CLI options too."""
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def _exception_names(raw: str) -> tuple[str, ...]:
+    """Builtin exception names or dotted paths (imported, and checked again, where they are used)."""
+    import builtins
+
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if "." in name:
+            if not _DOTTED.match(name):
+                raise ValueError(f"{name!r} is not a dotted path like package.module.ErrorClass")
+            continue
+        candidate = getattr(builtins, name, None)
+        if not (isinstance(candidate, type) and issubclass(candidate, BaseException)):
+            raise ValueError(f"{name!r} is not a builtin exception; use a dotted path for other classes")
+    return names
+
+
+def _dotted(raw: str) -> str:
+    value = raw.strip()
+    if not _DOTTED.match(value):
+        raise ValueError("expected a dotted path like package.module.ClassName")
+    return value
 
 
 def _path(raw: str) -> Path:
@@ -199,7 +224,7 @@ class Settings:
         "Jitter fraction: each interval is drawn from [(1-j)*d, d].",
     )
     permanent_errors: tuple[str, ...] = _var(
-        "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _names,
+        "JOBFLEET_PERMANENT_ERRORS", "jobfleet.errors.PermanentError,TypeError,ValueError", _exception_names,
         "Exception types (dotted or builtin names) that are never retried.",
     )
     result_ttl: int = _var("JOBFLEET_RESULT_TTL", "86400", _int(0), "Seconds a finished job's result is kept.")
@@ -212,26 +237,33 @@ class Settings:
 
     # Workers
     worker_class: str = _var(
-        "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _str, "Worker class run by `python -m worker`."
+        "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _dotted, "Worker class run by `python -m worker`."
     )
     shutdown_deadline: float = _var(
         "JOBFLEET_SHUTDOWN_DEADLINE", "600", _float(0),
         "Seconds a warm shutdown waits for the running job before stopping it and re-queueing it.",
     )
     recovery_interval: float = _var(
-        "JOBFLEET_RECOVERY_INTERVAL", "15", _float(1),
-        "Seconds between sweeps for jobs whose worker died (crash recovery).",
+        "JOBFLEET_RECOVERY_INTERVAL", "1", _float(0.5),
+        "Seconds between sweeps for jobs whose worker died (crash recovery); workers take turns sweeping.",
+    )
+    heartbeat_interval: int = _var(
+        "JOBFLEET_HEARTBEAT_INTERVAL", "1", _int(1, 60),
+        "Seconds between a worker's heartbeats (idle and busy); it is published in the worker hash and a "
+        "worker silent for 3 periods + 1.5 s is dead (plain RQ workers: see the README).",
     )
     stranded_after: float = _var(
-        "JOBFLEET_STRANDED_AFTER", "10", _float(1),
+        "JOBFLEET_STRANDED_AFTER", "5", _float(1),
         "Seconds a dequeued job may sit in its queue's intermediate list, unstarted, before the sweep re-queues it.",
     )
     redis_backoff_cap: float = _var(
-        "JOBFLEET_REDIS_BACKOFF_CAP", "5", _float(0.1),
+        "JOBFLEET_REDIS_BACKOFF_CAP", "2", _float(0.1),
         "Longest wait (seconds) between a worker's reconnection attempts while Redis is unreachable.",
     )
     worker_ttl: int = _var(
-        "JOBFLEET_WORKER_TTL", "30", _int(10), "Worker heartbeat TTL in seconds; a silent worker is dead after it."
+        "JOBFLEET_WORKER_TTL", "30", _int(10),
+        "RQ's worker TTL: the worker hash expires this + 60 s after the last idle beat (liveness itself uses "
+        "`JOBFLEET_HEARTBEAT_INTERVAL`).",
     )
     dequeue_poll: float = _var(
         "JOBFLEET_DEQUEUE_POLL", "0.25", _float(0.01, 5),

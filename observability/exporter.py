@@ -16,19 +16,20 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, start_http_server
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from jobfleet.connection import unreachable_message, wait_for_redis
+from jobfleet.settings import parse_queues
 from observability.queue_collector import register_queue_collector
 from observability.tenant_collector import register_tenant_collector
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
 
 def _queues(raw: str) -> list[str]:
-    names = [part.strip() for part in raw.split(",") if part.strip()]
-    for name in names:
-        if not _QUEUE_NAME.match(name):
-            raise argparse.ArgumentTypeError(f"queue name {name!r} may only hold letters, digits and _ . : -")
-    return names
+    try:
+        return list(parse_queues(raw))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _redis_url(raw: str) -> str:
@@ -66,6 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"exporter: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
     connection = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+
+    def report(attempt: int, retry_in: float, exc: BaseException) -> None:
+        print(f"exporter: {unreachable_message(args.redis_url, exc).removeprefix('jobfleet: ')}; "
+              f"attempt {attempt}, retrying in {retry_in:.1f} s", file=sys.stderr, flush=True)
+
+    # Started while Redis is away: wait (one line per attempt) instead of failing.
+    probe = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))
+    if not wait_for_redis(probe, args.redis_url, component="exporter", stop=done, report=report):
+        return 0
+    probe.close()
     registry = CollectorRegistry()
     register_queue_collector(registry, connection, args.queues, args.target_wait)
     register_tenant_collector(registry, connection, [q for q in args.queues if "~" not in q])
@@ -75,9 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"exporter: cannot listen on {args.addr}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print(f"queue metrics on http://{args.addr}:{args.port}/metrics", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
     server.shutdown()
     connection.close()

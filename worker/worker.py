@@ -43,7 +43,7 @@ from jobfleet.settings import Settings, load_settings
 from observability import metrics
 from worker import fair_queue
 from worker.instance_id import resolve_instance_id
-from worker.recovery import sweep_stranded
+from worker.recovery import HEARTBEAT_FIELD, SLOW_BEAT_S, Sweeper, sweep_stranded
 from worker.reliable_queue import ReliableQueue
 from worker.retry_policy import is_permanent, resolve_exception_types
 
@@ -95,15 +95,18 @@ class JobfleetWorker(Worker):
         kwargs.setdefault("worker_ttl", self.settings.worker_ttl)
         kwargs.setdefault("default_result_ttl", self.settings.result_ttl)
         kwargs.setdefault("maintenance_interval", 60)
+        kwargs.setdefault("job_monitoring_interval", self.settings.heartbeat_interval)
         # Reliable dequeue: every job moves atomically into its queue's intermediate list (see ReliableQueue).
         # Fair share between tenants and weighted priorities: the same move, chosen by one script (FairQueue).
         fair = fair_queue.uses_fair_queue(self.settings)
         kwargs.setdefault("queue_class", fair_queue.fair_queue_class(self.settings) if fair else ReliableQueue)
         ReliableQueue.poll_interval = self.settings.dequeue_poll
         super().__init__(*args, **kwargs)
+        # Heartbeats (idle and busy) every heartbeat period, published in the hash: see worker.recovery.
+        self.job_monitoring_interval = max(1, int(self.job_monitoring_interval))
         self.fair_queue = fair_queue.attach(self.queue_class, self.name)  # None unless a FairQueue
-        # Execution heartbeats every third of the TTL: the recovery sweep spots a dead worker quickly.
-        self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), self.worker_ttl // 3))
+        # a fair worker's sweeps cover every queue: its tenant queues (q~t) appear at run time
+        self.sweeper = Sweeper(self.connection, self.settings, None if self.fair_queue else self.queue_names())
         self.permanent_errors = resolve_exception_types(self.settings.permanent_errors)
         self.instance_id: str | None = None
         self.state_since = time.time()
@@ -243,8 +246,19 @@ class JobfleetWorker(Worker):
         log_event("job_requeued", level=30, **self._job_fields(fresh, queue), outcome="requeued",
                   reason="redis outage")
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """An idle worker beats as often as a busy one (RQ's default: ``worker_ttl - 15`` s)."""
+        return self.job_monitoring_interval
+
+    @property
+    def heartbeat_period(self) -> int:
+        """Longest gap between two heartbeats of this worker, published as ``jf_heartbeat_s``."""
+        return max(self.job_monitoring_interval, self.dequeue_timeout)
+
     def _redis_unavailable(self, exc: BaseException) -> None:
         """Log one failed attempt and schedule the next after an exponential, capped backoff."""
+        self.sweeper.contact_failed()
         if self._redis_down_since is None:
             self._redis_down_since = time.monotonic()
         self._redis_failures += 1
@@ -254,9 +268,13 @@ class JobfleetWorker(Worker):
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat; when sent directly and it succeeds, Redis is reachable again."""
+        began = time.monotonic()
         super().heartbeat(timeout, pipeline)
-        if pipeline is None:
+        if pipeline is None and not self.is_horse:
             self._redis_available()
+            if time.monotonic() - began > SLOW_BEAT_S:
+                self.sweeper.contact_failed()  # held up: our beat may look late to others; say so
+            self.sweeper.tick()
 
     def _redis_available(self) -> None:
         """Called after a Redis round trip succeeded: log the end of an outage, if there was one."""
@@ -280,7 +298,8 @@ class JobfleetWorker(Worker):
         self.instance_id = resolve_instance_id(self.settings)
         super().register_birth()
         self.state_since = time.time()
-        self.connection.hset(self.key, mapping={"instance_id": self.instance_id, "state_since": self.state_since})
+        self.connection.hset(self.key, mapping={"instance_id": self.instance_id, "state_since": self.state_since,
+                                                HEARTBEAT_FIELD: self.heartbeat_period})
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         """Set the state; when it changes, also ``state_since`` (and the busy gauge)."""
@@ -388,11 +407,17 @@ class JobfleetWorker(Worker):
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         """RQ's heartbeats while a horse runs; while Redis is away, log and keep watching the horse."""
+        began = time.monotonic()
         try:
             super().maintain_heartbeats(job, execution)
         except REDIS_ERRORS as exc:
+            self.sweeper.contact_failed()
             log_event("heartbeat_failed", level=30, worker=self.name, job_id=job.id,
                       error=f"{type(exc).__name__}: {exc}")
+            return
+        if time.monotonic() - began > SLOW_BEAT_S:
+            self.sweeper.contact_failed()
+        self.sweeper.tick()
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """Entry point of the forked horse: it is killed if the worker dies (recovery then re-queues the job)."""
@@ -444,6 +469,8 @@ class JobfleetWorker(Worker):
         stopped = self._stopped_job_id == job.id
         will_retry = job.should_retry and not stopped
         self._outcome = "retried" if will_retry else ("stopped" if stopped else "failed")
+        if isinstance(exc, JobTimeoutException) and not stopped:
+            self._outcome = "timeout"  # retried or not (retries are counted by jobfleet_job_retries_total)
         if will_retry:
             metrics.record_retry(queue.name)
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)

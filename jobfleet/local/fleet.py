@@ -25,7 +25,7 @@ from typing import TextIO
 import psutil
 
 from jobfleet.embedded_redis import EmbeddedRedis
-from jobfleet.local.status import FleetStatus, read_status
+from jobfleet.local.status import FleetStatus, needed_instances, read_status
 from jobfleet.paths import child_pythonpath
 from jobfleet.settings import Settings, SettingsError, load_settings
 
@@ -84,6 +84,13 @@ class LocalFleet:
         # Worker processes write multiprocess files; this process serves them once on metrics_port.
         env["JOBFLEET_METRICS_PORT"] = "0"
         return env
+
+    def effective_settings(self) -> Settings:
+        """The settings the children run with (``LOCAL_DEFAULTS`` applied), e.g. the instance cap."""
+        try:
+            return load_settings(self.child_env())
+        except SettingsError:
+            return self.settings
 
     @property
     def metrics_dir(self) -> Path:
@@ -180,8 +187,8 @@ class LocalFleet:
             self.redis.stop()
 
 
-def format_status(status: FleetStatus) -> str:
-    """The one-line status `make run` prints."""
+def format_status(status: FleetStatus, settings: Settings | None = None) -> str:
+    """The one-line status `make run` prints (says so when ``JOBFLEET_MAX_INSTANCES`` caps the need)."""
     line = (
         f"queued={status.queued} running={status.started} done={status.finished} failed={status.failed} "
         f"workers={status.workers} busy={status.busy}"
@@ -189,6 +196,12 @@ def format_status(status: FleetStatus) -> str:
     if status.decision is not None:
         d = status.decision
         line += f" | desired={d.get('desired', '?')} in_service={d.get('in_service', '?')} {d.get('reason', '')}"
+        if settings is not None:
+            need = needed_instances(d, settings.slots_per_instance)
+            if need is not None and need > settings.autoscaler_max:
+                line += f" | capped by JOBFLEET_MAX_INSTANCES={settings.autoscaler_max} (need {need})"
+    elif settings is not None:
+        line += " | autoscaler: no decision yet in this run"
     return line
 
 
@@ -223,6 +236,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m jobfleet.local.fl
 
         client = Redis.from_url(fleet.redis_url, socket_timeout=2)
         started = time.monotonic()
+        run_began = time.time() - 1.0
         while not stopping:
             problems = fleet.check_children()
             if problems:
@@ -231,7 +245,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m jobfleet.local.fl
                 return_code = 1
                 break
             try:
-                print(format_status(read_status(client, settings.queues)), flush=True)
+                print(format_status(read_status(client, settings.queues, since=run_began),
+                                    fleet.effective_settings()), flush=True)
             except Exception as exc:  # a status line must never stop the fleet
                 print(f"status unavailable: {exc}", flush=True)
             if args.duration and time.monotonic() - started >= args.duration:
@@ -253,6 +268,26 @@ def _sleep_unless(stop: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.1)
 
 
+FAILS_ON_PURPOSE = {
+    "jobfleet.demo.jobs.always_fails": "always fails: retried, then dead-lettered (see `jobfleet dlq list`)",
+    "jobfleet.demo.jobs.flaky": "fails its first 1-2 attempts, then succeeds on a retry",
+}
+"""Demo jobs that fail on purpose, so the failed/retried counts of `make run` are not a surprise."""
+
+
+def demo_failure_lines() -> list[str]:
+    """Banner lines naming the demo jobs that fail on purpose, with their share of the demo load."""
+    from jobfleet.demo.load import MIX
+
+    total = sum(job.weight for job in MIX) or 1.0
+    lines = []
+    for job in MIX:
+        if job.function in FAILS_ON_PURPOSE:
+            lines.append(f"demo job {job.function.rsplit('.', 1)[-1]} ({job.weight / total:.0%} of the load, "
+                         f"queue {job.queue}) {FAILS_ON_PURPOSE[job.function]}")
+    return ["failing on purpose:", *(f"  {line}" for line in lines)] if lines else []
+
+
 def _print_banner(fleet: LocalFleet) -> None:
     s = fleet.settings
     print(f"jobfleet local fleet: Redis {fleet.redis_url} (data in {fleet.data_dir})")
@@ -262,6 +297,9 @@ def _print_banner(fleet: LocalFleet) -> None:
     if s.autoscaler_metrics_port:
         print(f"  autoscaler metrics   http://127.0.0.1:{s.autoscaler_metrics_port}/metrics")
     print(f"  logs                 {fleet.data_dir / 'logs'}/")
+    if fleet.demo:
+        for line in demo_failure_lines():
+            print(f"  {line}")
     print("  Ctrl-C stops everything.", flush=True)
 
 
