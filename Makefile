@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
 SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
 
-.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos bench-workflows clean
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos bench-workflows bench-fairness clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-autoscale: setup
 
 bench-workflows: setup
 	$(PY) -m bench.workflows $(BENCH_ARGS)
+
+bench-fairness: setup
+	$(PY) -m bench.fairness
+	$(PY) -m bench.fairness --cpu
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -20,6 +20,7 @@ from rq import Queue
 
 from autoscaler.policy import InstanceState, Observation, QueueState
 from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow, SeasonalForecast
+from jobfleet.tenants import tenant_queue_names
 
 
 def _text(value: Any) -> str | None:
@@ -59,26 +60,31 @@ class QueueObserver:
         self.seasonal = {q.name: SeasonalForecast() for q in self.queues}
 
     def read(self, now: float | None = None) -> list[QueueState]:
-        """One snapshot of every queue (two pipelined round trips in total)."""
+        """One snapshot of every queue (two pipelined round trips, plus one SMEMBERS per queue for its tenants)."""
         now = time.time() if now is None else now
+        # a queue's work includes its tenants' queues (q~t, see jobfleet.tenants): counts add up, oldest wins
+        families = [[q, *(Queue(n, connection=self.connection) for n in tenant_queue_names(self.connection, q.name))]
+                    for q in self.queues]
         pipe = self.connection.pipeline(transaction=False)
-        for q in self.queues:
+        for q in (member for family in families for member in family):
             pipe.llen(q.key)
             pipe.zcard(q.started_job_registry.key)
             pipe.zcard(q.scheduled_job_registry.key)
             pipe.zcard(q.finished_job_registry.key)
             pipe.zcard(q.failed_job_registry.key)
             pipe.lindex(q.key, 0)
-        replies = pipe.execute()
-        rows = [replies[6 * i: 6 * i + 6] for i in range(len(self.queues))]
-        oldest_ids = [_text(row[5]) for row in rows]
+        replies = iter(pipe.execute())
+        rows = [[[next(replies) for _ in range(6)] for _ in family] for family in families]
+        oldest_ids = [_text(row[5]) for family_rows in rows for row in family_rows]
         pipe = self.connection.pipeline(transaction=False)
         for job_id in oldest_ids:
             pipe.hget(f"rq:job:{job_id}", "enqueued_at") if job_id else pipe.echo("")
-        stamps = pipe.execute()
+        parsed = iter(parse_enqueued_at(stamp) for stamp in pipe.execute())
+        oldest = [min((t for t in (next(parsed) for _ in family_rows) if t is not None), default=None)
+                  for family_rows in rows]
         states = []
-        for q, row, stamp in zip(self.queues, rows, stamps, strict=True):
-            queued, started, scheduled, finished, failed = (int(v) for v in row[:5])
+        for q, family_rows, enqueued_at in zip(self.queues, rows, oldest, strict=True):
+            queued, started, scheduled, finished, failed = (sum(int(r[k]) for r in family_rows) for k in range(5))
             window = self.windows[q.name]
             seen = float(queued + started + scheduled + finished + failed)
             window.add(now, seen, float(finished + failed), float(started))
@@ -87,7 +93,6 @@ class QueueObserver:
                 self.seasonal[q.name].add(now, seen)
                 forecast = self.seasonal[q.name].forecast(now, self.forecast_horizon_s)
             arrivals, completions = window.rates()
-            enqueued_at = parse_enqueued_at(stamp)
             oldest_age = max(0.0, now - enqueued_at) if (queued and enqueued_at is not None) else 0.0
             service = window.service_s()
             states.append(

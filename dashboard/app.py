@@ -13,6 +13,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from dashboard import actions, api_v1, bulk, decisions, queries
+from dashboard.api_tenants import tenants_router
 from dashboard.errors import ApiError, install_error_handlers
 from dashboard.models import (
     BulkTask,
@@ -142,6 +143,7 @@ def create_app(settings: Settings, connection: Redis | None = None) -> FastAPI:
         return decisions.recent_decisions(redis, limit)
 
     app.include_router(api_v1.router(redis, settings, ()))  # SecurityMiddleware authorizes every /api request
+    app.include_router(tenants_router(settings, redis, ()))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -25,6 +25,7 @@ commands:
   dlq          list or re-queue dead-lettered jobs: jobfleet dlq list|requeue|requeue-all
   sweep        recover jobs whose worker died: jobfleet sweep [--loop]
   settings     print the configuration table (--check validates the environment)
+  tenants      tenants' fair share: jobfleet tenants list | set-weight T W | set-cap T N|none
 
 Run `jobfleet COMMAND --help` for a command's options.
 """
@@ -72,6 +73,12 @@ def _submit(argv: Sequence[str]) -> int:
     return _worker_command("submit")(argv)
 
 
+def _tenants(argv: Sequence[str]) -> int:
+    from jobfleet.tenant_admin import main
+
+    return main(list(argv), prog="jobfleet tenants")
+
+
 def _settings(argv: Sequence[str]) -> int:
     from jobfleet.settings import main
 
@@ -87,6 +94,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "dlq": _worker_command("dlq"),
     "sweep": _worker_command("sweep"),
     "settings": _settings,
+    "tenants": _tenants,
 }
 
 

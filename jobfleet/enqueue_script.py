@@ -86,7 +86,10 @@ if #pushed > 0 then
     end
   end
   redis.call('SADD', KEYS[2], queue_key)
-  if tenant_index ~= '' then redis.call('SADD', tenant_index, tenant) end
+  if tenant_index ~= '' then  -- what jobfleet.tenants.register_tenant does: index + fair workers' ready set
+    redis.call('SADD', tenant_index, tenant)
+    redis.call('ZADD', 'jobfleet:fair:' .. string.sub(tenant_index, 18) .. ':ready', 'NX', '-inf', tenant)
+  end
 end
 return out
 """

@@ -109,6 +109,25 @@ def _queues(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _priority_weights(raw: str) -> tuple[tuple[str, float], ...]:
+    pairs = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not _QUEUE_NAME.match(name):
+            raise ValueError(f"expected queue=weight pairs, got {part!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"weight of {name!r} must be a number > 0, got {value.strip()!r}") from None
+        if not 0 < weight < float("inf"):
+            raise ValueError(f"weight of {name!r} must be a finite number > 0, got {value.strip()!r}")
+        pairs.append((name, weight))
+    if len({n for n, _ in pairs}) != len(pairs):
+        raise ValueError("each queue may be listed once")
+    return tuple(pairs)
+
+
 parse_queues = _queues
 """Parse a comma-separated queue list like ``JOBFLEET_QUEUES`` (ValueError on a bad one); for CLI options too."""
 
@@ -269,6 +288,30 @@ class Settings:
         "JOBFLEET_DEQUEUE_POLL", "0.25", _float(0.01, 5),
         "Longest an idle worker waits before rescanning its queues (a job wakes it at once where the server "
         "allows client tracking).",
+    )
+    fairness: bool = _var(
+        "JOBFLEET_FAIRNESS", "on", _bool,
+        "Workers serve the tenants of each queue by weighted fair share (off: plain queues only, strict order).",
+    )
+    fair_half_life: float = _var(
+        "JOBFLEET_FAIR_HALF_LIFE", "300", _float(0),
+        "Half-life (seconds) of the run-seconds a tenant consumed, for fair share; 0 = never forget.",
+    )
+    fair_reservation: float = _var(
+        "JOBFLEET_FAIR_RESERVATION", "0", _float(0, 0.9),
+        "Fraction of a queue's worker slots kept free for tenants with no running job (0 = none).",
+    )
+    priority_mode: str = _var(
+        "JOBFLEET_PRIORITY_MODE", "strict", _choice("strict", "weighted"),
+        "strict: always the first non-empty queue; weighted: weighted random among non-empty queues.",
+    )
+    priority_weights: tuple[tuple[str, float], ...] = _var(
+        "JOBFLEET_PRIORITY_WEIGHTS", "high=6,default=3,low=1", _priority_weights,
+        "Queue weights of the weighted priority mode, `queue=weight,...` (unlisted queues weigh 1).",
+    )
+    priority_aging: float = _var(
+        "JOBFLEET_PRIORITY_AGING", "0", _float(0),
+        "A queue whose next job has waited longer than this many seconds is served first (0 = off).",
     )
     instance_id: str | None = _var(
         "JOBFLEET_INSTANCE_ID", "", _optional_str,

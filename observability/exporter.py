@@ -22,6 +22,7 @@ from redis.retry import Retry
 from jobfleet.connection import unreachable_message, wait_for_redis
 from jobfleet.settings import parse_queues
 from observability.queue_collector import register_queue_collector
+from observability.tenant_collector import register_tenant_collector
 from observability.workflow_collector import register_workflow_collector
 
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = CollectorRegistry()
     register_queue_collector(registry, connection, args.queues, args.target_wait)
     register_workflow_collector(registry, connection)
+    register_tenant_collector(registry, connection, [q for q in args.queues if "~" not in q])
     try:
         server, _thread = start_http_server(args.port, addr=args.addr, registry=registry)
     except OSError as exc:

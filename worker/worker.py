@@ -41,6 +41,7 @@ from jobfleet.logs import configure_logging, log_event
 from jobfleet.retry import default_retry
 from jobfleet.settings import Settings, load_settings
 from observability import metrics
+from worker import fair_queue
 from worker.instance_id import resolve_instance_id
 from worker.recovery import HEARTBEAT_FIELD, SLOW_BEAT_S, Sweeper, sweep_stranded
 from worker.reliable_queue import ReliableQueue
@@ -96,12 +97,16 @@ class JobfleetWorker(Worker):
         kwargs.setdefault("maintenance_interval", 60)
         kwargs.setdefault("job_monitoring_interval", self.settings.heartbeat_interval)
         # Reliable dequeue: every job moves atomically into its queue's intermediate list (see ReliableQueue).
-        kwargs.setdefault("queue_class", ReliableQueue)
+        # Fair share between tenants and weighted priorities: the same move, chosen by one script (FairQueue).
+        fair = fair_queue.uses_fair_queue(self.settings)
+        kwargs.setdefault("queue_class", fair_queue.fair_queue_class(self.settings) if fair else ReliableQueue)
         ReliableQueue.poll_interval = self.settings.dequeue_poll
         super().__init__(*args, **kwargs)
         # Heartbeats (idle and busy) every heartbeat period, published in the hash: see worker.recovery.
         self.job_monitoring_interval = max(1, int(self.job_monitoring_interval))
-        self.sweeper = Sweeper(self.connection, self.settings, self.queue_names())
+        self.fair_queue = fair_queue.attach(self.queue_class, self.name)  # None unless a FairQueue
+        # a fair worker's sweeps cover every queue: its tenant queues (q~t) appear at run time
+        self.sweeper = Sweeper(self.connection, self.settings, None if self.fair_queue else self.queue_names())
         self.permanent_errors = resolve_exception_types(self.settings.permanent_errors)
         self.instance_id: str | None = None
         self.state_since = time.time()
@@ -346,11 +351,14 @@ class JobfleetWorker(Worker):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Claim the job (register it as started), apply defaults, count the attempt, then fork a work horse
         and watch it: RQ's ``Worker.execute_job`` with the claim first, so a lost claim runs nothing."""
+        began = time.monotonic()
         try:
             execution = self.prepare_execution(job)
         except JobLost:
             log_event("job_skipped", level=30, job_id=job.id, queue=queue.name, worker=self.name,
                       reason="recovery put it back on its queue before this worker registered it")
+            if self.fair_queue is not None:
+                self.fair_queue.job_ended(self.connection, job, queue, 0.0)
             return
         self.apply_defaults(job)
         self._attempt = int(self.connection.hincrby(job.key, ATTEMPT_FIELD, 1))
@@ -361,6 +369,8 @@ class JobfleetWorker(Worker):
             self.set_state(WorkerStatus.IDLE)
         finally:
             self._running = None
+            if self.fair_queue is not None:  # run seconds served to the job's tenant
+                self.fair_queue.job_ended(self.connection, job, queue, time.monotonic() - began)
 
     def prepare_execution(self, job: Job) -> Execution:
         """Register the execution (StartedJobRegistry) and take the job out of its intermediate list in ONE
@@ -386,7 +396,8 @@ class JobfleetWorker(Worker):
     def clean_registries(self) -> None:
         """RQ's registry maintenance, but with jobfleet's stranded-job recovery instead of RQ's intermediate
         list cleanup (which fails such jobs after a minute instead of putting them back on their queue)."""
-        for queue in self.queues:
+        tenants = fair_queue.tenant_queues(self.connection, self.queues, self.queue_class) if self.fair_queue else []
+        for queue in self.queues + tenants:
             if queue.acquire_maintenance_lock():
                 clean_registries(queue, self._exc_handlers)
                 worker_registration.clean_worker_registry(queue)
