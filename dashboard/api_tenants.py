@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.params import Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 from redis import Redis
 
 from dashboard.errors import ApiError
 from jobfleet.settings import Settings
 from jobfleet.tenant_admin import set_cap, set_weight, tenant_rows
-from jobfleet.tenants import check_tenant
+from jobfleet.tenants import TENANT_NAME_PATTERN, check_tenant
 
 
 class TenantRowModel(BaseModel):
@@ -41,13 +41,19 @@ class TenantRowModel(BaseModel):
 class WeightBody(BaseModel):
     """New weight of a tenant (a number > 0)."""
 
-    weight: Any
+    weight: float = Field(gt=0, allow_inf_nan=False, strict=True)
 
 
 class CapBody(BaseModel):
     """New cap of a tenant (a whole number >= 1, or null for none)."""
 
-    cap: Any = None
+    cap: int | None = Field(default=None, ge=1, strict=True)
+
+    @field_validator("cap", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """JSON has one number type: 3.0 is the whole number 3 (any other float stays invalid)."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class TenantSetting(BaseModel):
@@ -65,6 +71,9 @@ def _tenant(name: str) -> str:
         raise ApiError(400, str(exc)) from None
 
 
+TenantName = Annotated[str, Path(pattern=TENANT_NAME_PATTERN, description="tenant name: 1-64 of A-Z a-z 0-9 _ . : -")]
+
+
 def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -> APIRouter:
     """The tenants endpoints; ``write`` are the dependencies that guard write actions (token, origin)."""
     router = APIRouter(tags=["tenants"])
@@ -79,7 +88,7 @@ def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -
         return [asdict(row) for row in tenant_rows(redis, names, settings.fair_half_life)]
 
     @router.post("/api/tenants/{tenant}/weight", response_model=TenantSetting, dependencies=list(write))
-    def put_weight(tenant: str, body: WeightBody) -> dict[str, Any]:
+    def put_weight(tenant: TenantName, body: WeightBody) -> dict[str, Any]:
         """Set the tenant's weight; workers use it from their next dequeue."""
         name = _tenant(tenant)
         try:
@@ -89,7 +98,7 @@ def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -
         return {"tenant": name, "weight": weight}
 
     @router.post("/api/tenants/{tenant}/cap", response_model=TenantSetting, dependencies=list(write))
-    def put_cap(tenant: str, body: CapBody) -> dict[str, Any]:
+    def put_cap(tenant: TenantName, body: CapBody) -> dict[str, Any]:
         """Cap the tenant's running jobs per queue (null removes the cap)."""
         name = _tenant(tenant)
         try:

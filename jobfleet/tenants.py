@@ -16,7 +16,8 @@ from typing import Any
 DEFAULT_TENANT = "default"
 TENANT_SEPARATOR = "~"
 TENANT_INDEX_PREFIX = "jobfleet:tenants:"
-_TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TENANT_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+_TENANT_NAME = re.compile(TENANT_NAME_PATTERN)
 
 
 def check_tenant(tenant: Any) -> str:

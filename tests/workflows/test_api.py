@@ -32,7 +32,7 @@ DIAMOND = {"name": "diamond", "tenant": "team-a", "tasks": [
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         yield client
 
 
@@ -129,12 +129,15 @@ def test_retry_and_cancel(api: TestClient, redis: Redis) -> None:
 
 def test_write_endpoints_need_the_token(settings: Settings) -> None:
     guarded = Settings(**{**settings.__dict__, "dashboard_token": "s3cret"})
-    with TestClient(create_app(guarded)) as client:
+    with TestClient(create_app(guarded), base_url="http://localhost") as client:
         body = {"tasks": [{"id": "a", "func": f"{J}.noop"}]}
         assert client.post("/api/v1/jobs", json=body).status_code == 401
         ok = client.post("/api/v1/jobs", json=body, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 201
-        assert client.get(f"/api/v1/jobs/{ok.json()['id']}").status_code == 200  # reads stay open
+        # with a token, reads need it too (job arguments are data) unless JOBFLEET_DASHBOARD_OPEN_READS=1
+        assert client.get(f"/api/v1/jobs/{ok.json()['id']}").status_code == 401
+        assert client.get(f"/api/v1/jobs/{ok.json()['id']}",
+                          headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
 def test_readyz_needs_a_fresh_worker_heartbeat(api: TestClient, redis: Redis) -> None:
@@ -177,7 +180,7 @@ def test_ended_workflows_expire_and_leave_the_listing(settings: Settings, redis:
     import time
 
     short = Settings(**{**settings.__dict__, "workflow_ttl": 1})
-    with TestClient(create_app(short)) as client:
+    with TestClient(create_app(short), base_url="http://localhost") as client:
         body = {"tasks": [{"id": "a", "func": f"{J}.noop"}]}
         ended = client.post("/api/v1/jobs", json=body).json()["id"]
         burst(redis)
