@@ -39,13 +39,14 @@
   async function call(path, options = {}) {
     for (let attempt = 0; ; attempt++) {
       const headers = { Accept: "application/json", ...(options.headers || {}) };
-      if (options.method === "POST" && token()) headers.Authorization = `Bearer ${token()}`;
+      // With a dashboard token, reads need it too (JOBFLEET_DASHBOARD_OPEN_READS=1 opens them).
+      if (token()) headers.Authorization = `Bearer ${token()}`;
       if (options.body) headers["Content-Type"] = "application/json";
       const response = await fetch(path, { ...options, headers });
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
-      if (response.status === 401 && attempt === 0 && options.method === "POST") {
-        const value = prompt("Dashboard token for write actions (JOBFLEET_DASHBOARD_TOKEN):", token());
+      if (response.status === 401 && attempt === 0) {
+        const value = prompt("Dashboard token (JOBFLEET_DASHBOARD_TOKEN):", token());
         if (value === null) throw new Error("a dashboard token is needed for this action");
         localStorage.setItem("jobfleet.token", value.trim());
         continue;

@@ -78,7 +78,8 @@ def test_submit_through_the_form_watch_it_turn_green_and_retry_a_failed_node(
             expect(fresh.locator("#wf-status")).to_have_text("succeeded")
             assert [v.decode() for v in redis.lrange("log:ui2", 0, -1)] == ["first", "flaky", "flaky", "last"]
 
-            task_tab = browser.new_page()
+            task_tab = browser.new_page()  # a fresh context: it asks for the token (reads need it too)
+            task_tab.on("dialog", lambda dialog: dialog.accept(TOKEN))
             task_tab.goto(f"{url}/#/tasks/{wid}-0-2")
             expect(task_tab.locator("#wf-task-status")).to_have_text("succeeded")
             expect(task_tab.locator("#wf-detail dl")).to_contain_text("array index2")
