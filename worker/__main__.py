@@ -26,6 +26,7 @@ from jobfleet.logs import configure_logging, log_event
 from jobfleet.settings import Settings, SettingsError, load_settings
 
 COMMANDS = ("run", "dlq", "sweep", "submit")
+DEFAULT_WORKER_CLASS = "worker.worker.JobfleetWorker"  # JOBFLEET_EXECUTION picks fork or pool for it
 
 
 def _queue_list(raw: str) -> list[str]:
@@ -46,6 +47,8 @@ def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     from observability.metrics import start_worker_metrics_server
 
     worker_class = import_attribute(settings.worker_class)
+    if settings.execution == "pool" and settings.worker_class == DEFAULT_WORKER_CLASS:
+        worker_class = import_attribute("worker.pool.PoolWorker")
     connection = redis_connection(settings)
     if settings.metrics_port > 0:
         start_worker_metrics_server(settings.metrics_port)

@@ -19,19 +19,26 @@ StartedJobRegistry; ``worker.recovery`` puts jobs stranded in an intermediate li
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
+import uuid
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+from rq.utils import now as utcnow
+from rq.utils import utcformat
 
 # KEYS: queue1, intermediate1, queue2, intermediate2, ... (priority order). Returns {queue_key, job_id} or false.
 _MOVE_FIRST = """
@@ -181,3 +188,77 @@ class ReliableQueue(Queue):
                 connection.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job_id)
                 continue
             return fetched
+
+
+# ----- batched claim (pool mode) -------------------------------------------------------------------------------
+
+_SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+@dataclass(frozen=True)
+class ClaimDefaults:
+    """Values written into a claimed job's hash when the job has none of its own."""
+
+    timeout: int
+    retries_left: int | None = None
+    retry_intervals: str = "[]"
+
+
+@dataclass
+class ClaimedJob:
+    """One job claimed by ``claim_batch``: already in its queue's StartedJobRegistry under ``execution_id``."""
+
+    queue: str
+    job_id: str
+    execution_id: str
+    fields: dict[bytes, bytes]
+
+    @property
+    def composite_key(self) -> str:
+        """The started-registry member (and execution hash suffix): ``<job id>:<execution id>``."""
+        return f"{self.job_id}:{self.execution_id}"
+
+
+@functools.cache
+def load_script(name: str) -> str:
+    """Source of one of the Lua scripts in ``worker/scripts``."""
+    return (_SCRIPTS / name).read_text()
+
+
+_registered: dict[str, Script] = {}
+
+
+def run_script(connection: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA one of ``worker/scripts/*.lua`` (loaded on first use, re-loaded after a NOSCRIPT)."""
+    script = _registered.get(name)
+    if script is None:
+        script = _registered[name] = connection.register_script(load_script(name))
+    return script(keys=keys, args=args, client=connection)
+
+
+def claim_batch(
+    connection: Redis, queue_names: list[str], worker_name: str, limit: int, heartbeat_ttl: int,
+    defaults: ClaimDefaults,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` jobs from ``queue_names`` (priority order) in ONE round trip.
+
+    Each claimed job is, atomically, out of its queue and registered as started by ``worker_name`` (status,
+    execution hash, StartedJobRegistry member scored ``now + heartbeat_ttl``, worker execution set): see
+    ``worker/scripts/claim_batch.lua``. Jobs whose hash is gone are dropped. Never blocks.
+    """
+    if limit < 1 or not queue_names:
+        return []
+    stamp = utcnow()
+    keys = [f"{Queue.redis_queue_namespace_prefix}{name}" for name in queue_names]
+    keys += [f"rq:wip:{name}" for name in queue_names]
+    keys.append(f"rq:worker:{worker_name}:executions")
+    args: list[Any] = [
+        limit, worker_name, utcformat(stamp), stamp.timestamp(), stamp.timestamp() + heartbeat_ttl, heartbeat_ttl,
+        uuid.uuid4().hex[:20], defaults.timeout,
+        "" if defaults.retries_left is None else defaults.retries_left, defaults.retry_intervals,
+    ]
+    claimed = []
+    for queue_index, job_id, execution_id, flat in run_script(connection, "claim_batch.lua", keys, args):
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        claimed.append(ClaimedJob(queue_names[int(queue_index) - 1], _text(job_id), _text(execution_id), fields))
+    return claimed
