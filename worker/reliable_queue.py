@@ -206,17 +206,46 @@ class ClaimDefaults:
 
 @dataclass
 class ClaimedJob:
-    """One job claimed by ``claim_batch``: already in its queue's StartedJobRegistry under ``execution_id``."""
+    """One job claimed by ``claim_batch``: already in its queue's StartedJobRegistry under ``execution_id``.
+
+    ``blob`` is the job's hash after the claim, encoded by the script (``decode_fields`` reads it); the other
+    fields are the few values a worker needs without decoding it.
+    """
 
     queue: str
     job_id: str
     execution_id: str
-    fields: dict[bytes, bytes]
+    timeout: int
+    result_ttl: int
+    attempt: int
+    has_dependencies: bool
+    full_path: bool
+    blob: bytes
 
     @property
     def composite_key(self) -> str:
         """The started-registry member (and execution hash suffix): ``<job id>:<execution id>``."""
         return f"{self.job_id}:{self.execution_id}"
+
+    @property
+    def fields(self) -> dict[bytes, bytes]:
+        """The job hash as claimed (field -> value)."""
+        return decode_fields(self.blob)
+
+
+def decode_fields(blob: bytes) -> dict[bytes, bytes]:
+    """Decode the claim script's ``<length>:<bytes>`` sequence of alternating fields and values (later wins)."""
+    items = []
+    pos = 0
+    end = len(blob)
+    find = blob.find
+    while pos < end:
+        colon = find(b":", pos)
+        start = colon + 1
+        stop = start + int(blob[pos:colon])
+        items.append(blob[start:stop])
+        pos = stop
+    return dict(zip(items[::2], items[1::2], strict=True))
 
 
 @functools.cache
@@ -238,7 +267,7 @@ def run_script(connection: Redis, name: str, keys: list[str], args: list[Any]) -
 
 def claim_batch(
     connection: Redis, queue_names: list[str], worker_name: str, limit: int, heartbeat_ttl: int,
-    defaults: ClaimDefaults,
+    defaults: ClaimDefaults, default_result_ttl: int,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` jobs from ``queue_names`` (priority order) in ONE round trip.
 
@@ -257,8 +286,13 @@ def claim_batch(
         uuid.uuid4().hex[:20], defaults.timeout,
         "" if defaults.retries_left is None else defaults.retries_left, defaults.retry_intervals,
     ]
+    args.append(default_result_ttl)
+    reply = run_script(connection, "claim_batch.lua", keys, args)
     claimed = []
-    for queue_index, job_id, execution_id, flat in run_script(connection, "claim_batch.lua", keys, args):
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        claimed.append(ClaimedJob(queue_names[int(queue_index) - 1], _text(job_id), _text(execution_id), fields))
+    for i in range(0, len(reply), 2):
+        queue_index, job_id, execution_id, timeout, result_ttl, attempt, deps, full = reply[i].split(b"|")
+        claimed.append(ClaimedJob(
+            queue_names[int(queue_index) - 1], job_id.decode(), execution_id.decode(), int(timeout),
+            int(result_ttl), int(attempt), deps == b"1", full == b"1", reply[i + 1],
+        ))
     return claimed

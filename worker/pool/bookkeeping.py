@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from redis import Redis
 from rq.utils import utcformat
@@ -27,9 +28,9 @@ class Success:
 
 
 def _iso(epoch: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return utcformat(datetime.fromtimestamp(epoch, tz=timezone.utc))
+    return utcformat(datetime.fromtimestamp(epoch, tz=UTC))
 
 
 def record_successes(connection: Redis, worker_name: str, worker_key: str, executions_key: str,

@@ -1,9 +1,9 @@
 """The executor: a long-lived child of a pool worker that runs many jobs, one ``Run`` message at a time.
 
 Forked from the worker, it shares its imported code and its ``JobfleetWorker`` object (which it uses as RQ's
-work horse does). A plain job (no callbacks, repeats, rate limit or special result TTL) runs on the fast
-path: the function is called under the job's timeout (SIGALRM, so the error names the job and the limit),
-inside a consumer span, with structured logs and metrics as in fork mode; a return value goes back to the
+work horse does). A plain job (no callbacks, repeats, rate limit, webhooks; result TTL > 0: the claim
+script decides) runs on the fast path: the function is called under the job's timeout (SIGALRM, so the error
+names the job and the limit), inside a consumer span, with structured logs and metrics as in fork mode; a return value goes back to the
 parent, which records successes in batches. Anything else — an exception, a returned ``Retry``, a job with
 callbacks — goes through RQ's own code here (``_finalize_failure``, ``perform_job``), which writes the
 outcome itself (retry with backoff, permanent errors, DLQ), exactly as the fork-mode horse does.
@@ -23,40 +23,31 @@ import resource
 import signal
 import sys
 import time
+import zlib
 from base64 import b64encode
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rq import Queue
 from rq.defaults import UNSERIALIZABLE_RETURN_VALUE_PAYLOAD
 from rq.executions import Execution
-from rq.job import Job, Retry, _current_job
+from rq.job import Job, JobStatus, Retry, _current_job
 from rq.timeouts import JobTimeoutException
+from rq.utils import parse_timeout
 
 from jobfleet import tracing
 from jobfleet.logs import LOGGER_NAME, log_event
 from observability import metrics
 from worker.pool.protocol import EXIT, Done, Handled, Reader, Recycle, Run, SlotTable, send
+from worker.reliable_queue import decode_fields
 
 if TYPE_CHECKING:
     from worker.worker import JobfleetWorker
 
-#: Hash fields that need RQ's complete job path (callbacks, repeats, rate limits, webhooks).
-FULL_PATH_FIELDS = (b"success_callback_name", b"failure_callback_name", b"stopped_callback_name",
-                    b"repeats_left", b"rate_limit_key", b"webhooks")
 MEMORY_CHECK_EVERY = 32
 _PAGE_MB = resource.getpagesize() / (1024 * 1024)
-
-
-def needs_full_path(fields: dict[bytes, bytes], default_result_ttl: int) -> bool:
-    """True when a claimed job needs RQ's complete path (see ``FULL_PATH_FIELDS``, result TTL 0 or -1)."""
-    if any(fields.get(name) for name in FULL_PATH_FIELDS):
-        return True
-    raw = fields.get(b"result_ttl")
-    ttl = int(raw) if raw else default_result_ttl
-    return ttl <= 0
 
 
 def rss_mb() -> float:
@@ -70,6 +61,11 @@ def rss_mb() -> float:
 
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
+
+
+def _parse_time(raw: bytes) -> datetime:
+    """RQ's ``utcformat`` timestamp (``...T..:..:..[.ffffff]Z``) as an aware UTC datetime."""
+    return datetime.fromisoformat(raw.decode()).replace(tzinfo=UTC)
 
 
 class Executor:
@@ -88,6 +84,8 @@ class Executor:
         self.recycle_sent = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.log = logging.getLogger(LOGGER_NAME)
+        self.template = dict(Job(connection=worker.connection, serializer=worker.serializer).__dict__)
+        self.metric_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
 
     # ----- process --------------------------------------------------------------------------------------------
 
@@ -102,7 +100,7 @@ class Executor:
         try:
             self.worker._is_horse = True
             self.serve()
-        except BaseException:  # noqa: BLE001 - an executor must never unwind into the parent's code
+        except BaseException:
             self.log.exception("executor crashed")
             code = 1
         finally:
@@ -156,32 +154,78 @@ class Executor:
         return queue
 
     def prepare(self, message: Run) -> tuple[Job, Queue, Execution, Callable[..., Any] | None] | None:
-        """Build the Job (from the claimed hash), its queue and execution; None if it was recorded as failed."""
+        """Build the Job (from the claimed hash), its queue and execution; None if it was recorded as failed.
+
+        Fast-path jobs get a lean Job (data, origin, timeout, enqueued_at, meta); ``restore_fully`` completes
+        it from the same hash before RQ's code handles a failure.
+        """
         worker = self.worker
         queue = self.queue(message.queue)
         execution = Execution(message.execution_id, message.job_id, worker.connection, worker_name=worker.name)
         worker.executions = {execution.id: execution}
-        job = Job(message.job_id, connection=worker.connection, serializer=worker.serializer)
+        fields = decode_fields(message.blob)
+        job: Job = Job.__new__(Job)
         try:
-            job.restore(message.fields)
-            func = None if message.full else self.resolve(job)
+            if message.full:
+                job.__init__(message.job_id, connection=worker.connection,  # type: ignore[misc]
+                             serializer=worker.serializer)
+                job.restore(fields)
+                func = None
+            else:
+                self.lean_restore(job, message, fields)
+                func = self.resolve(job)
         except Exception:  # an unreadable job or an unknown function: a failure, recorded by RQ's code
             self.slots.set(0, message.seq, time.time())
             try:
-                worker._attempt = int(message.fields.get(b"jf_attempt") or 1)
+                job = Job(message.job_id, connection=worker.connection, serializer=worker.serializer)
+                with contextlib.suppress(Exception):
+                    job.restore(fields)
+                worker._attempt = message.attempt
                 worker._finalize_failure(job, queue, execution, sys.exc_info())
             except Exception:
                 self.log.exception("could not record the failure of job %s", message.job_id)
             self.finish(message.seq, Handled(message.seq, "failed"), 0)
             return None
-        execution.created_at = job.started_at or execution.created_at
+        job._jf_fields = fields  # type: ignore[attr-defined]
         return job, queue, execution, func
+
+    def lean_restore(self, job: Job, message: Run, fields: dict[bytes, bytes]) -> None:
+        """What the fast path needs of ``Job.restore`` (the rest is filled in by ``restore_fully``)."""
+        job.__dict__.update(self.template)
+        job._id = message.job_id
+        raw = fields[b"data"]
+        try:
+            job._data = zlib.decompress(raw)
+        except zlib.error:
+            job._data = raw
+        job.origin = message.queue
+        timeout = fields.get(b"timeout")
+        job.timeout = (int(timeout) if timeout.lstrip(b"-").isdigit() else parse_timeout(timeout.decode())
+                       ) if timeout else None
+        enqueued = fields.get(b"enqueued_at")
+        job.enqueued_at = _parse_time(enqueued) if enqueued else None
+        meta = fields.get(b"meta")
+        job.meta = self.worker.serializer.loads(meta) if meta else {}
+        job._dependency_ids = []
+        job.worker_name = self.worker.name
+        job._status = JobStatus.STARTED
+
+    def restore_fully(self, job: Job) -> None:
+        """Complete a lean Job from its claimed hash (before RQ's failure or retry code sees it)."""
+        fields = getattr(job, "_jf_fields", None)
+        if fields is None:
+            return
+        started = job.started_at
+        meta = job.meta
+        job.restore(fields)
+        job.meta = meta  # what the job itself changed (progress) wins over the claimed copy
+        job.started_at = started
 
     def resolve(self, job: Job) -> Callable[..., Any]:
         """The job's callable (cached per dotted name for plain functions)."""
-        if job.instance is not None:
-            return job.func  # type: ignore[no-any-return]
         name = job.func_name
+        if job.instance is not None or name is None:
+            return job.func
         cached = self.functions.get(name)
         if cached is None:
             func = job.func
@@ -190,7 +234,7 @@ class Executor:
 
     def is_async(self, job: Job, func: Callable[..., Any]) -> bool:
         """True for an ``async def`` job function."""
-        cached = self.functions.get(job.func_name) if job.instance is None else None
+        cached = self.functions.get(job.func_name or "") if job.instance is None else None
         return cached[1] if cached is not None else inspect.iscoroutinefunction(func)
 
     def finish(self, seq: int, message: Done | Handled, slot: int) -> None:
@@ -204,7 +248,7 @@ class Executor:
                  func: Callable[..., Any] | None) -> None:
         """Run one job to its end in this thread."""
         worker = self.worker
-        worker._attempt = int(message.fields.get(b"jf_attempt") or 1)
+        worker._attempt = message.attempt
         started = time.time()
         self.slots.set(0, message.seq, started)
         if func is None:  # RQ's complete path, as the fork-mode work horse runs it
@@ -214,7 +258,7 @@ class Executor:
         worker._outcome = None
         worker._failure_exc = None
         monotonic = time.monotonic()
-        job.started_at = datetime.fromtimestamp(started, tz=timezone.utc)
+        job.started_at = datetime.fromtimestamp(started, tz=UTC)
         reply: Done | Handled
         with tracing.consumer_span(job, queue.name, attempt=worker._attempt) as span:
             self.log_start(job, queue)
@@ -231,14 +275,17 @@ class Executor:
                     finally:
                         _current_job.reset(token)
                 if isinstance(value, Retry):
+                    self.restore_fully(job)
                     worker._finalize_success(job, queue, execution, value)
                     outcome = "retried"
                     reply = Handled(message.seq, outcome)
                 else:
                     outcome = "finished"
                     reply = Done(message.seq, self.serialize(value), started, time.time())
-            except BaseException:  # noqa: BLE001 - RQ's rule: anything a job raises is its failure
-                worker._finalize_failure(job, queue, execution, sys.exc_info())
+            except BaseException:
+                exc_info = sys.exc_info()
+                self.restore_fully(job)
+                worker._finalize_failure(job, queue, execution, exc_info)
                 outcome = worker._outcome or "failed"
                 reply = Handled(message.seq, outcome)
             tracing.set_outcome(span, outcome, worker._failure_exc)
@@ -263,7 +310,18 @@ class Executor:
     def report(self, job: Job, queue: Queue, outcome: str, duration: float, started: float) -> None:
         """Metrics and the ``job_finished`` log line for one attempt."""
         enqueued = _ts(job.enqueued_at)
-        metrics.record_job_finished(queue.name, outcome, duration, started - enqueued if enqueued else None)
+        wait = started - enqueued if enqueued else None
+        children = self.metric_children.get((queue.name, outcome))
+        if children is None:
+            metrics.record_job_finished(queue.name, outcome, duration, wait)
+            self.metric_children[(queue.name, outcome)] = (
+                metrics.JOBS_FINISHED.labels(queue=queue.name, outcome=outcome),
+                metrics.JOB_RUN_SECONDS.labels(queue=queue.name), metrics.JOB_WAIT_SECONDS.labels(queue=queue.name))
+        else:  # what record_job_finished does, without the label lookups
+            children[0].inc()
+            children[1].observe(max(0.0, duration))
+            if wait is not None:
+                children[2].observe(max(0.0, wait))
         level = 20 if outcome == "finished" else 30
         if self.log.isEnabledFor(level):
             from worker.worker import _trace_id
@@ -334,11 +392,11 @@ class Executor:
                             func: Callable[..., Any], slot: int) -> None:
         """One ``async def`` job under ``asyncio.wait_for`` (its timeout), reported like a synchronous one."""
         worker = self.worker
-        attempt = int(message.fields.get(b"jf_attempt") or 1)
+        attempt = message.attempt
         started = time.time()
         self.slots.set(slot, message.seq, started)
         monotonic = time.monotonic()
-        job.started_at = datetime.fromtimestamp(started, tz=timezone.utc)
+        job.started_at = datetime.fromtimestamp(started, tz=UTC)
         reply: Done | Handled
         failure: BaseException | None = None
         with tracing.consumer_span(job, queue.name, attempt=attempt) as span:
@@ -348,7 +406,7 @@ class Executor:
             token = _current_job.set(job)
             try:
                 value = await asyncio.wait_for(func(*job.args, **job.kwargs), timeout if timeout > 0 else None)
-            except BaseException as exc:  # noqa: BLE001 - anything a job raises is its failure
+            except BaseException as exc:
                 if isinstance(exc, asyncio.TimeoutError):
                     try:
                         raise JobTimeoutException(f"job {job.id} exceeded its timeout of {timeout} s") from None
@@ -361,13 +419,15 @@ class Executor:
                 worker._outcome = None
                 worker._failure_exc = None
                 worker.executions = {execution.id: execution}
-                worker._finalize_failure(job, queue, execution, exc_info)  # type: ignore[arg-type]
+                self.restore_fully(job)
+                worker._finalize_failure(job, queue, execution, exc_info)
                 failure = worker._failure_exc
                 outcome = worker._outcome or "failed"
                 reply = Handled(message.seq, outcome)
             else:
                 if isinstance(value, Retry):
                     worker.executions = {execution.id: execution}
+                    self.restore_fully(job)
                     worker._finalize_success(job, queue, execution, value)
                     outcome = "retried"
                     reply = Handled(message.seq, outcome)

@@ -23,10 +23,8 @@ def ewma(previous: float | None, sample: float, weight: float = 0.2) -> float:
 def batch_size(service_s: float | None, async_jobs: bool, concurrency: int, limit: int,
                target_s: float = BATCH_TARGET_S) -> int:
     """Jobs to hold claimed: ``target_s`` of work at the observed service time, within [1, ``limit``]."""
-    if service_s is None:
-        wanted = 1  # nothing known yet: the first claim takes one job
-    else:
-        wanted = math.ceil(target_s / max(service_s, 1e-6))
+    # nothing known yet: the first claim takes one job
+    wanted = 1 if service_s is None else math.ceil(target_s / max(service_s, 1e-6))
     if async_jobs:
         wanted = max(wanted, concurrency)
     return max(1, min(limit, wanted))

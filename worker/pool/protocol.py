@@ -27,13 +27,15 @@ EXIT = "exit"
 
 @dataclass(frozen=True)
 class Run:
-    """Run one claimed job. ``fields`` is its hash as claimed; ``full`` asks for RQ's complete job path."""
+    """Run one claimed job. ``blob`` is its hash as claimed (``decode_fields``); ``full`` asks for RQ's
+    complete job path."""
 
     seq: int
     job_id: str
     execution_id: str
     queue: str
-    fields: dict[bytes, bytes]
+    attempt: int
+    blob: bytes
     full: bool
 
 

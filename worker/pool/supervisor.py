@@ -63,10 +63,8 @@ class ExecutorHandle:
 
     def send(self, message: Any) -> None:
         """Send one message (a broken pipe means the executor is gone: its death is noticed by ``read``)."""
-        try:
+        with contextlib.suppress(OSError):
             send(self.to_child, message)
-        except (BrokenPipeError, OSError):
-            pass
 
     def read(self) -> list[Any]:
         """Replies available now (call when ``from_child`` is readable)."""

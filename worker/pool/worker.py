@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -47,7 +47,6 @@ from jobfleet.logs import log_event
 from jobfleet.retry import default_retry
 from observability import metrics
 from worker.pool import bookkeeping, prefetch
-from worker.pool.executor import needs_full_path
 from worker.pool.protocol import Done, Handled, Recycle, Run
 from worker.pool.supervisor import ExecutorHandle
 from worker.reliable_queue import ClaimDefaults, ClaimedJob, _drop_waker, _waker, claim_batch
@@ -221,7 +220,8 @@ class PoolWorker(JobfleetWorker):
         """Claim up to ``limit`` jobs (one round trip) and hold them."""
         ttl = self.job_monitoring_interval + 60
         names = [q.name for q in self._ordered_queues]
-        claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults)
+        claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults,
+                              self.default_result_ttl)
         self._redis_available()
         self.last_claim_empty = not claimed
         if not claimed:
@@ -230,10 +230,7 @@ class PoolWorker(JobfleetWorker):
             self.set_state(WorkerStatus.BUSY)
         for job in claimed:
             self.seq += 1
-            raw_timeout = job.fields.get(b"timeout")
-            timeout = int(raw_timeout) if raw_timeout else self.settings.job_timeout
-            full = needs_full_path(job.fields, self.default_result_ttl)
-            self.held.append(InFlight(self.seq, job, timeout, full))
+            self.held.append(InFlight(self.seq, job, job.timeout, job.full_path))
         self.claimed_total += len(claimed)
 
     def feed(self, batch: int) -> None:
@@ -250,8 +247,8 @@ class PoolWorker(JobfleetWorker):
                 return  # the replacement starts once this one has finished its work
             item = self.held.popleft()
             claimed = item.claimed
-            executor.send(Run(item.seq, claimed.job_id, claimed.execution_id, claimed.queue, claimed.fields,
-                              item.full))
+            executor.send(Run(item.seq, claimed.job_id, claimed.execution_id, claimed.queue, claimed.attempt,
+                              claimed.blob, item.full))
             self.sent[item.seq] = item
             executor.jobs_sent += 1
             if executor.jobs_sent >= self.settings.pool_max_jobs:
@@ -300,13 +297,11 @@ class PoolWorker(JobfleetWorker):
             run = message.ended - message.started
             self.service_s = prefetch.ewma(self.service_s, run / self.settings.async_concurrency
                                            if message.in_async else run)
-            fields = item.claimed.fields
-            raw_ttl = fields.get(b"result_ttl")
             if not self.successes:
                 self.flush_due = time.monotonic() + FLUSH_AFTER_S
             self.successes.append(bookkeeping.Success(
                 item.claimed, message.return_value, message.started, message.ended,
-                int(raw_ttl) if raw_ttl else self.default_result_ttl, bool(fields.get(b"dependency_ids")),
+                item.claimed.result_ttl, item.claimed.has_dependencies,
             ))
             self.completed += 1
         elif isinstance(message, Handled):
@@ -347,10 +342,10 @@ class PoolWorker(JobfleetWorker):
             return
         queue = self.queue_object(claimed.queue)
         execution = Execution(claimed.execution_id, job.id, self.connection, worker_name=self.name)
-        execution.created_at = datetime.fromtimestamp(started, tz=timezone.utc)
+        execution.created_at = datetime.fromtimestamp(started, tz=UTC)
         job.started_at = execution.created_at
         job.ended_at = utcnow()
-        self._attempt = int(claimed.fields.get(b"jf_attempt") or 1)
+        self._attempt = claimed.attempt
         if how.startswith("JobTimeoutException"):
             exc_string = how
         else:
@@ -497,9 +492,9 @@ class PoolWorker(JobfleetWorker):
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """Second signal or the deadline: the loop stops the executor and re-queues its jobs, then exits 0."""
-        if not self._deadline_hit and self._shutdown_requested_date is not None:
-            if (utcnow() - self._shutdown_requested_date).total_seconds() < 1:
-                return  # RQ's rule: a duplicate signal within a second is the same request
+        if (not self._deadline_hit and self._shutdown_requested_date is not None
+                and (utcnow() - self._shutdown_requested_date).total_seconds() < 1):
+            return  # RQ's rule: a duplicate signal within a second is the same request
         self._force_stop = True
 
     def stop_now(self) -> None:
