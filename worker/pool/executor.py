@@ -3,7 +3,8 @@
 Forked from the worker, it shares its imported code and its ``JobfleetWorker`` object (which it uses as RQ's
 work horse does). A plain job (no callbacks, repeats, rate limit, webhooks; result TTL > 0: the claim
 script decides) runs on the fast path: the function is called under the job's timeout (SIGALRM, so the error
-names the job and the limit), inside a consumer span, with structured logs and metrics as in fork mode; a return value goes back to the
+names the job and the limit), inside a consumer span, with structured logs and metrics as in fork mode; a
+return value goes back to the
 parent, which records successes in batches. Anything else — an exception, a returned ``Retry``, a job with
 callbacks — goes through RQ's own code here (``_finalize_failure``, ``perform_job``), which writes the
 outcome itself (retry with backoff, permanent errors, DLQ), exactly as the fork-mode horse does.
