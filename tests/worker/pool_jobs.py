@@ -99,3 +99,9 @@ async def async_fail() -> None:
 def libc_abort() -> None:
     """Abort the process from C."""
     ctypes.CDLL("libc.so.6").abort()
+
+
+def nap(seconds: float) -> int:
+    """Sleep a little, return the pid."""
+    time.sleep(seconds)
+    return os.getpid()

@@ -12,7 +12,7 @@ import math
 
 BATCH_TARGET_S = 0.05  # seconds of work one claim should cover
 WINDOW_TARGET_S = 0.01  # seconds of work queued inside the executor
-MAX_WINDOW = 16
+MAX_WINDOW = 64
 
 
 def ewma(previous: float | None, sample: float, weight: float = 0.2) -> float:
