@@ -145,7 +145,6 @@ def test_dependencies_priorities_progress_and_worker_view(redis_url: str, redis:
     assert high.get_status(refresh=True) == JobStatus.FINISHED
 
 
-@pytest.mark.usefixtures("execution_mode")
 def test_plain_queue_enqueue_and_rq_enqueue_get_default_retry(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     plain = Queue("default", connection=redis).enqueue("jobfleet.demo.jobs.flaky", "plain", 1)
