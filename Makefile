@@ -43,7 +43,10 @@ test: setup system-deps lint
 bench: bench-worker bench-latency bench-autoscale
 
 bench-worker: setup
-	$(PY) -m bench.worker_throughput
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
+	@test -x .venv-arq/bin/python || $(PYTHON) -m venv .venv-arq
+	.venv-arq/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-arq.txt
+	$(PY) -m bench.worker_throughput $(BENCH_ARGS)
 
 bench-latency: setup
 	$(PY) -m bench.pickup_latency

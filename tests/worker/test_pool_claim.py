@@ -54,8 +54,8 @@ def test_successes_are_recorded_in_rqs_data_model(redis: Redis) -> None:
     claimed = _claim(redis, ["default"], 5)
     assert [c.job_id for c in claimed] == [parent.id, other.id]
     now = time.time()
-    from base64 import b64encode
     import pickle
+    from base64 import b64encode
 
     successes = [bookkeeping.Success(c, b64encode(pickle.dumps({"n": i})).decode(), now - 0.5, now, 60, False)
                  for i, c in enumerate(claimed)]
@@ -108,7 +108,8 @@ def test_prefetch_policy() -> None:
     assert prefetch.batch_size(None, False, 50, 64) == 1  # nothing known: one job, one round trip
     assert prefetch.batch_size(0.0001, False, 50, 64) == 64  # no-op jobs: up to the prefetch limit
     assert prefetch.batch_size(2.0, False, 50, 64) == 1  # long jobs: one at a time, no hoarding
-    assert prefetch.batch_size(2.0, True, 50, 64) == 50  # async jobs: enough to fill the event loop
+    assert prefetch.batch_size(2.0, True, 50, 64) == 58  # async jobs: enough to keep the event loop full
+    assert prefetch.batch_size(2.0, True, 100, 64) == 108 and prefetch.should_claim(50, 58, True)
     assert prefetch.window(2.0, False, 50, 64) == 2 and prefetch.window(0.0001, False, 50, 64) == 64
     assert prefetch.should_claim(0, 1) and not prefetch.should_claim(1, 1) and prefetch.should_claim(32, 64)
     assert prefetch.ewma(None, 1.0) == 1.0 and prefetch.ewma(1.0, 2.0) == 1.2

@@ -177,7 +177,7 @@ class PoolWorker(JobfleetWorker):
                 self.run_maintenance_tasks()
         batch = prefetch.batch_size(self.service_s, self.async_jobs, self.settings.async_concurrency,
                                     self.settings.pool_prefetch)
-        if not self._stop_requested and prefetch.should_claim(self.in_flight, batch):
+        if not self._stop_requested and prefetch.should_claim(self.in_flight, batch, self.async_jobs):
             room = batch - self.in_flight
             if max_jobs is not None:
                 room = min(room, max_jobs - self.claimed_total)
