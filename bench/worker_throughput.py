@@ -187,7 +187,7 @@ def measure(contender: Contender, redis_url: str, jobs: int, timeout: float = 60
     enqueue(contender, redis_url, client, jobs)
     probe = Probe(client)
     counter = done_counter(contender, client)
-    log = tempfile.TemporaryFile()  # not a pipe: a chatty contender must never block on its own log
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - not a pipe: a chatty contender must not block on its log
     proc = spawn_contender(contender.args, redis_url, contender.python, contender.env, stderr=log,
                            start_new_session=True)
     ps = psutil.Process(proc.pid)

@@ -1,6 +1,6 @@
 """The ``jobfleet`` command: one entry point that dispatches to every component.
 
-    jobfleet run | worker | autoscaler | dashboard | submit | dlq ... | sweep | settings
+    jobfleet run | worker | autoscaler | dashboard | submit | dlq ... | sweep | settings | perf
 
 This is the only module of ``jobfleet/`` that reaches up into the components, and it does so lazily,
 inside each subcommand, so an app that only submits never imports (or installs) the worker, the
@@ -23,6 +23,7 @@ commands:
   dlq          list or re-queue dead-lettered jobs: jobfleet dlq list|requeue|requeue-all
   sweep        recover jobs whose worker died: jobfleet sweep [--loop]
   settings     print the configuration table (--check validates the environment)
+  perf         a tagged, costed performance run: jobfleet perf --messages N --run-id TAG [--shape S]
 
 Run `jobfleet COMMAND --help` for a command's options.
 """
@@ -61,6 +62,12 @@ def _dashboard(argv: Sequence[str]) -> int:
     return main(list(argv), prog="jobfleet dashboard")
 
 
+def _perf(argv: Sequence[str]) -> int:
+    from bench.perf import main
+
+    return main(list(argv), prog="jobfleet perf")
+
+
 def _settings(argv: Sequence[str]) -> int:
     from jobfleet.settings import main
 
@@ -76,6 +83,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "dlq": _worker_command("dlq"),
     "sweep": _worker_command("sweep"),
     "settings": _settings,
+    "perf": _perf,
 }
 
 
