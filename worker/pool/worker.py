@@ -170,9 +170,10 @@ class PoolWorker(JobfleetWorker):
             self.held.clear()
         if now >= self.next_heartbeat:
             self.heartbeat_all()
-        if now >= self.next_maintenance and not self.in_flight:
+        if now >= self.next_maintenance:
             self.next_maintenance = now + 1.0
-            self.check_for_suspension(burst)
+            if not self.in_flight:  # it blocks while the fleet is suspended: only between jobs
+                self.check_for_suspension(burst)
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
         batch = prefetch.batch_size(self.service_s, self.async_jobs, self.settings.async_concurrency,
