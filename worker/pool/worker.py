@@ -55,6 +55,7 @@ from worker.worker import REDIS_ERRORS, JobfleetWorker
 FLUSH_AFTER_S = 0.02  # longest a recorded success waits for its batch
 CHECK_EVERY_S = 0.25  # timeouts, long-running jobs, heartbeats
 RELEASE_AFTER_S = 1.0  # a job running this long makes the worker give back the claimed jobs it still holds
+LARGE_JOB_BYTES = 16384  # a job hash this big waits until the executor has nothing else queued
 
 
 @dataclass
@@ -163,11 +164,13 @@ class PoolWorker(JobfleetWorker):
     def step(self, burst: bool, max_jobs: int | None) -> bool | None:
         """One turn: housekeeping, claim, feed, wait for replies, record. None ends the loop."""
         now = time.monotonic()
-        if self._stop_requested and not self._stop_recorded:
-            self._stop_recorded = True
-            self.set_shutdown_requested_date()
-            self.give_back(list(self.held), "warm shutdown")
-            self.held.clear()
+        if self._stop_requested:
+            if not self._stop_recorded:
+                self._stop_recorded = True
+                self.set_shutdown_requested_date()
+            if self.held:  # (again after an outage interrupted it, or after an executor died meanwhile)
+                self.give_back(list(self.held), "warm shutdown")
+                self.held.clear()
         if now >= self.next_heartbeat:
             self.heartbeat_all()
         if now >= self.next_maintenance:
@@ -236,7 +239,7 @@ class PoolWorker(JobfleetWorker):
 
     def feed(self, batch: int) -> None:
         """Send held jobs to the executor, up to the window (spawning or replacing the executor as needed)."""
-        if not self.held:
+        if not self.held or self._stop_requested:
             return
         window = prefetch.window(self.service_s, self.async_jobs, self.settings.async_concurrency, batch)
         while self.held and len(self.sent) < window:
@@ -246,6 +249,8 @@ class PoolWorker(JobfleetWorker):
                 log_event("executor_started", level=10, worker=self.name, pid=executor.pid)
             if executor.retiring:
                 return  # the replacement starts once this one has finished its work
+            if len(self.held[0].claimed.blob) > LARGE_JOB_BYTES and self.sent:
+                return  # sent only to an idle executor, so writing it never blocks this loop on a full pipe
             item = self.held.popleft()
             claimed = item.claimed
             executor.send(Run(item.seq, claimed.job_id, claimed.execution_id, claimed.queue, claimed.attempt,
