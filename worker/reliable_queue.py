@@ -14,6 +14,12 @@ write loses the job. Here every dequeue is an atomic move into the intermediate 
 
 ``JobfleetWorker`` then takes the job out of the intermediate list in the same transaction that adds it to the
 StartedJobRegistry; ``worker.recovery`` puts jobs stranded in an intermediate list back on their queue.
+
+Pool mode claims in batches instead: ``claim_batch`` runs ``scripts/claim_batch.lua``, which pops up to K jobs
+and registers each as started in the same atomic step (so no intermediate list is needed: a claimed job is
+always in a StartedJobRegistry, where recovery finds it). Its interface — queue names in priority order, a
+limit, the worker name; ``ClaimedJob`` records back — is all a different pick order (per tenant, say) has to
+keep; the script is the one place that decides which jobs leave which queue.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """The executor: a long-lived child of a pool worker that runs many jobs, one ``Run`` message at a time.
 
 Forked from the worker, it shares its imported code and its ``JobfleetWorker`` object (which it uses as RQ's
-work horse does). A plain job (no callbacks, repeats, rate limit, webhooks; result TTL > 0: the claim
-script decides) runs on the fast path: the function is called under the job's timeout (SIGALRM, so the error
-names the job and the limit), inside a consumer span, with structured logs and metrics as in fork mode; a
-return value goes back to the
-parent, which records successes in batches. Anything else — an exception, a returned ``Retry``, a job with
-callbacks — goes through RQ's own code here (``_finalize_failure``, ``perform_job``), which writes the
-outcome itself (retry with backoff, permanent errors, DLQ), exactly as the fork-mode horse does.
+work horse does). A plain job (no callbacks, repeats, rate limit or webhooks, result TTL > 0: the claim script
+decides) runs on the fast path: the function is called under the job's timeout (SIGALRM, so the error names
+the job and the limit), inside a consumer span, with structured logs and metrics as in fork mode; its return
+value goes back to the parent, which records successes in batches. Anything else — an exception, a returned
+``Retry``, a job with callbacks — goes through RQ's own code here (``_finalize_failure``, ``perform_job``),
+which writes the outcome itself (retry with backoff, permanent errors, DLQ), as the fork-mode horse does.
 
 ``async def`` jobs run concurrently on one event loop (at most ``async_concurrency`` at once); a synchronous
 job arriving meanwhile runs in between, blocking the loop while it runs.
