@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real: Prometheus (+promtool), shellcheck, Chromium.
 SYSTEM_DEPS := prometheus:prometheus promtool:prometheus shellcheck:shellcheck chromium:chromium
 
-.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos bench-workflows bench-fairness clean
+.PHONY: setup system-deps run test lint unit bench bench-autoscale bench-worker bench-latency bench-submit chaos bench-workflows bench-fairness perf clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,16 @@ chaos: setup
 bench: bench-submit bench-worker bench-latency bench-autoscale
 
 bench-worker: setup
-	$(PY) -m bench.worker_throughput
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
+	@test -x .venv-arq/bin/python || $(PYTHON) -m venv .venv-arq
+	.venv-arq/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-arq.txt
+	$(PY) -m bench.worker_throughput $(BENCH_ARGS)
+
+# Tagged, costed performance run: make perf MESSAGES=10000 RUN_ID=pool-10k [PERF_ARGS="--shape sleep:exp:0.05"]
+MESSAGES ?= 1000
+RUN_ID ?= local-$(shell date +%Y%m%d-%H%M%S)
+perf: setup
+	$(PY) -m bench.perf --messages $(MESSAGES) --run-id $(RUN_ID) $(PERF_ARGS)
 
 bench-submit: setup
 	$(PY) -m bench.submit

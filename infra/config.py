@@ -28,6 +28,7 @@ _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+_PERF_RUN = re.compile(r"^[\w.:/=+\-@]{0,128}$")
 # ElastiCache AUTH token: 16-128 printable ASCII characters except space, ", / and @.
 _AUTH_TOKEN = re.compile(r"^[!#-.0-?A-~]{16,128}$")
 
@@ -52,6 +53,7 @@ class InfraConfig:
     allow_public_access: bool
     # tags
     cost_tags: Mapping[str, str]
+    perf_test_run: str  # "" = none; else every resource and worker instance is tagged PerfTestRun=<it>
     # redis
     redis_engine: str
     redis_engine_version: str
@@ -365,6 +367,8 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
                               "a non-empty list of IPv4 CIDRs, e.g. [203.0.113.7/32]"),
         allow_public_access=c.value("allowPublicAccess", "false", _bool, "true or false"),
         cost_tags=c.value("costTags", '{"CostCenter": "jobfleet"}', _cost_tags, "a map of tag key to value"),
+        perf_test_run=c.value("perfTestRun", "", _regex(_PERF_RUN, "a run tag"),
+                              "a run tag of 1-128 letters, digits and _ . : / = + - @ (or empty for none)"),
         redis_engine=engine,
         redis_engine_version=c.value("redisEngineVersion", DEFAULT_ENGINE_VERSIONS[engine],
                                      _regex(_ENGINE_VERSION, "a version like 8.0"), "a version like 8.0"),

@@ -1,6 +1,6 @@
 """The ``jobfleet`` command: one entry point that dispatches to every component.
 
-    jobfleet run | worker | autoscaler | dashboard | submit | dlq ... | sweep | settings
+    jobfleet run | worker | autoscaler | dashboard | submit | dlq ... | sweep | settings | perf
 
 This is the only module of ``jobfleet/`` that reaches up into the components, and it does so lazily,
 inside each subcommand, so an app that only submits never imports (or installs) the worker, the
@@ -26,6 +26,7 @@ commands:
   sweep        recover jobs whose worker died: jobfleet sweep [--loop]
   settings     print the configuration table (--check validates the environment)
   tenants      tenants' fair share: jobfleet tenants list | set-weight T W | set-cap T N|none
+  perf         a tagged, costed performance run: jobfleet perf --messages N --run-id TAG [--shape S]
 
 Run `jobfleet COMMAND --help` for a command's options.
 """
@@ -79,6 +80,12 @@ def _tenants(argv: Sequence[str]) -> int:
     return main(list(argv), prog="jobfleet tenants")
 
 
+def _perf(argv: Sequence[str]) -> int:
+    from bench.perf import main
+
+    return main(list(argv), prog="jobfleet perf")
+
+
 def _settings(argv: Sequence[str]) -> int:
     from jobfleet.settings import main
 
@@ -95,6 +102,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "sweep": _worker_command("sweep"),
     "settings": _settings,
     "tenants": _tenants,
+    "perf": _perf,
 }
 
 

@@ -258,6 +258,31 @@ class Settings:
     worker_class: str = _var(
         "JOBFLEET_WORKER_CLASS", "worker.worker.JobfleetWorker", _dotted, "Worker class run by `python -m worker`."
     )
+    execution: str = _var(
+        "JOBFLEET_EXECUTION", "pool", _choice("pool", "fork"),
+        "How `python -m worker` runs jobs: pool (a long-lived executor process runs many jobs, batched "
+        "Redis bookkeeping) or fork (RQ's fork per job).",
+    )
+    pool_max_jobs: int = _var(
+        "JOBFLEET_POOL_MAX_JOBS", "10000", _int(1), "Pool mode: jobs an executor runs before it is replaced."
+    )
+    pool_max_memory_mb: int = _var(
+        "JOBFLEET_POOL_MAX_MEMORY_MB", "1024", _int(0),
+        "Pool mode: resident MB after which an executor is replaced once its job ends (0: no limit).",
+    )
+    pool_prefetch: int = _var(
+        "JOBFLEET_POOL_PREFETCH", "64", _int(1, 1000),
+        "Pool mode: most jobs one worker holds claimed at once (the adaptive batch never exceeds it).",
+    )
+    pool_kill_grace: float = _var(
+        "JOBFLEET_POOL_KILL_GRACE", "2", _float(0),
+        "Pool mode: seconds past a job's timeout before its executor is killed (the job gets a timeout "
+        "error at the timeout itself when it lets Python run signal handlers).",
+    )
+    async_concurrency: int = _var(
+        "JOBFLEET_ASYNC_CONCURRENCY", "50", _int(1, 10000),
+        "Pool mode: `async def` jobs one executor runs at once on its event loop.",
+    )
     shutdown_deadline: float = _var(
         "JOBFLEET_SHUTDOWN_DEADLINE", "600", _float(0),
         "Seconds a warm shutdown waits for the running job before stopping it and re-queueing it.",

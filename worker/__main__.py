@@ -39,6 +39,7 @@ from jobfleet.logs import configure_logging, log_event
 from jobfleet.settings import Settings, SettingsError, load_settings, parse_queues
 
 COMMANDS = ("run", "dlq", "sweep", "submit")
+DEFAULT_WORKER_CLASS = "worker.worker.JobfleetWorker"  # JOBFLEET_EXECUTION picks fork or pool for it
 
 
 def _queue_list(raw: str | None, option: str = "--queues") -> list[str] | None:
@@ -106,6 +107,8 @@ def run_worker(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     worker_class = resolve_worker_class(settings)
     from observability.metrics import start_worker_metrics_server
 
+    if settings.execution == "pool" and settings.worker_class == DEFAULT_WORKER_CLASS:
+        worker_class = import_attribute("worker.pool.PoolWorker")
     connection = redis_connection(settings)
     probe = probe_connection(settings)
     if settings.metrics_port > 0:

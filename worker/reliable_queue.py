@@ -14,24 +14,37 @@ write loses the job. Here every dequeue is an atomic move into the intermediate 
 
 ``JobfleetWorker`` then takes the job out of the intermediate list in the same transaction that adds it to the
 StartedJobRegistry; ``worker.recovery`` puts jobs stranded in an intermediate list back on their queue.
+
+Pool mode claims in batches instead: ``claim_batch`` runs ``scripts/claim_batch.lua``, which pops up to K jobs
+and registers each as started in the same atomic step (so no intermediate list is needed: a claimed job is
+always in a StartedJobRegistry, where recovery finds it). Its interface — queue names in priority order, a
+limit, the worker name; ``ClaimedJob`` records back — is all a different pick order (per tenant, say) has to
+keep; the script is the one place that decides which jobs leave which queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
+import uuid
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+from rq.utils import now as utcnow
+from rq.utils import utcformat
 
 # KEYS: queue1, intermediate1, queue2, intermediate2, ... (priority order). Returns {queue_key, job_id} or false.
 _MOVE_FIRST = """
@@ -181,3 +194,111 @@ class ReliableQueue(Queue):
                 connection.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job_id)
                 continue
             return fetched
+
+
+# ----- batched claim (pool mode) -------------------------------------------------------------------------------
+
+_SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+@dataclass(frozen=True)
+class ClaimDefaults:
+    """Values written into a claimed job's hash when the job has none of its own."""
+
+    timeout: int
+    retries_left: int | None = None
+    retry_intervals: str = "[]"
+
+
+@dataclass
+class ClaimedJob:
+    """One job claimed by ``claim_batch``: already in its queue's StartedJobRegistry under ``execution_id``.
+
+    ``blob`` is the job's hash after the claim, encoded by the script (``decode_fields`` reads it); the other
+    fields are the few values a worker needs without decoding it.
+    """
+
+    queue: str
+    job_id: str
+    execution_id: str
+    timeout: int
+    result_ttl: int
+    attempt: int
+    has_dependencies: bool
+    full_path: bool
+    blob: bytes
+
+    @property
+    def composite_key(self) -> str:
+        """The started-registry member (and execution hash suffix): ``<job id>:<execution id>``."""
+        return f"{self.job_id}:{self.execution_id}"
+
+    @property
+    def fields(self) -> dict[bytes, bytes]:
+        """The job hash as claimed (field -> value)."""
+        return decode_fields(self.blob)
+
+
+def decode_fields(blob: bytes) -> dict[bytes, bytes]:
+    """Decode the claim script's ``<length>:<bytes>`` sequence of alternating fields and values (later wins)."""
+    items = []
+    pos = 0
+    end = len(blob)
+    find = blob.find
+    while pos < end:
+        colon = find(b":", pos)
+        start = colon + 1
+        stop = start + int(blob[pos:colon])
+        items.append(blob[start:stop])
+        pos = stop
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+@functools.cache
+def load_script(name: str) -> str:
+    """Source of one of the Lua scripts in ``worker/scripts``."""
+    return (_SCRIPTS / name).read_text()
+
+
+_registered: dict[str, Script] = {}
+
+
+def run_script(connection: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA one of ``worker/scripts/*.lua`` (loaded on first use, re-loaded after a NOSCRIPT)."""
+    script = _registered.get(name)
+    if script is None:
+        script = _registered[name] = connection.register_script(load_script(name))
+    return script(keys=keys, args=args, client=connection)
+
+
+def claim_batch(
+    connection: Redis, queue_names: list[str], worker_name: str, limit: int, heartbeat_ttl: int,
+    defaults: ClaimDefaults, default_result_ttl: int,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` jobs from ``queue_names`` (priority order) in ONE round trip.
+
+    Each claimed job is, atomically, out of its queue and registered as started by ``worker_name`` (status,
+    execution hash, StartedJobRegistry member scored ``now + heartbeat_ttl``, worker execution set): see
+    ``worker/scripts/claim_batch.lua``. Jobs whose hash is gone are dropped. Never blocks.
+    """
+    if limit < 1 or not queue_names:
+        return []
+    stamp = utcnow()
+    keys = [f"{Queue.redis_queue_namespace_prefix}{name}" for name in queue_names]
+    keys += [f"rq:wip:{name}" for name in queue_names]
+    keys.append(f"rq:worker:{worker_name}:executions")
+    args: list[Any] = [
+        limit, worker_name, utcformat(stamp), stamp.timestamp(), stamp.timestamp() + heartbeat_ttl, heartbeat_ttl,
+        uuid.uuid4().hex[:20], defaults.timeout,
+        "" if defaults.retries_left is None else defaults.retries_left, defaults.retry_intervals,
+    ]
+    args.append(default_result_ttl)
+    reply = run_script(connection, "claim_batch.lua", keys, args)
+    claimed = []
+    for i in range(0, len(reply), 2):
+        queue_index, job_id, execution_id, timeout, result_ttl, attempt, deps, full = reply[i].split(b"|")
+        claimed.append(ClaimedJob(
+            queue_names[int(queue_index) - 1], job_id.decode(), execution_id.decode(), int(timeout),
+            int(result_ttl), int(attempt), deps == b"1", full == b"1", reply[i + 1],
+        ))
+    return claimed

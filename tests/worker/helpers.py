@@ -24,9 +24,19 @@ FAST = {
 }
 
 
+EXECUTION_MODES = ("fork", "pool")
+_execution: list[str] = []  # set by the ``execution_mode`` fixture (tests/worker/conftest.py)
+
+
+def use_execution(mode: str | None) -> None:
+    """Make ``worker_env`` run workers in ``mode`` (None: the default)."""
+    _execution[:] = [mode] if mode else []
+
+
 def worker_env(redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """Child environment with fast retries and a short worker TTL."""
-    return child_env(redis_url, tmp_path, **{**FAST, **extra})
+    """Child environment with fast retries and a short worker TTL (and the execution mode under test)."""
+    mode = {"JOBFLEET_EXECUTION": _execution[0]} if _execution else {}
+    return child_env(redis_url, tmp_path, **{**FAST, **mode, **extra})
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:

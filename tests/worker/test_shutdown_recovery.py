@@ -23,6 +23,7 @@ def _started(redis: Redis, key: str, count: int = 1) -> bool:
     return int(redis.get(key) or 0) >= count
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_warm_shutdown_finishes_the_running_job_and_takes_no_new_one(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
@@ -40,6 +41,7 @@ def test_warm_shutdown_finishes_the_running_job_and_takes_no_new_one(
 
 
 @pytest.mark.parametrize("how", ["second-sigterm", "deadline"])
+@pytest.mark.usefixtures("execution_mode")
 def test_forced_shutdown_puts_the_job_back_on_its_queue(
     redis_url: str, redis: Redis, tmp_path: Path, how: str
 ) -> None:
@@ -62,6 +64,7 @@ def test_forced_shutdown_puts_the_job_back_on_its_queue(
     assert job.return_value() == 2
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_kill_9_mid_job_is_recovered_by_the_sweep(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
@@ -83,6 +86,7 @@ def test_kill_9_mid_job_is_recovered_by_the_sweep(redis_url: str, redis: Redis, 
     assert "job_recovered" in (tmp_path / "sweep.log").read_text()
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_redis_restart_mid_run_loses_no_accepted_job(own_redis: EmbeddedRedis, tmp_path: Path) -> None:
     env = worker_env(own_redis.url, tmp_path, REDIS_RETRIES="30")
     settings = load_settings(env)

@@ -42,6 +42,7 @@ def _log_lines(path: Path) -> list[dict[str, object]]:
     return lines
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_retry_with_backoff_then_success_and_json_logs(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
@@ -62,6 +63,7 @@ def test_retry_with_backoff_then_success_and_json_logs(redis_url: str, redis: Re
     assert len(starts) == 3 and all(b - a >= 0.1 for a, b in itertools.pairwise(starts))
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_permanent_errors_go_straight_to_dlq_then_requeue(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
@@ -104,6 +106,7 @@ def test_permanent_errors_go_straight_to_dlq_then_requeue(redis_url: str, redis:
     assert again.returncode == 0 and "requeued 3 job(s)" in again.stdout
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_timeout_names_job_and_limit(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
@@ -113,6 +116,7 @@ def test_timeout_names_job_and_limit(redis_url: str, redis: Redis, tmp_path: Pat
     assert f"job {job.id} exceeded its timeout of 1 s" in _error(job)
 
 
+@pytest.mark.usefixtures("execution_mode")
 def test_dependencies_priorities_progress_and_worker_view(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     env = worker_env(redis_url, tmp_path)
     settings = load_settings(env)
