@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -32,7 +33,8 @@ def test_shares_follow_weights_while_a_capped_tenant_stays_capped(
     set_cap(redis, "D", 1)  # ...but may run one job at a time
     for tenant, count in (("A", 14), ("B", 14), ("C", 28), ("D", 30)):
         enqueue(redis, JOB, tenant, DURATION, tenant=tenant, count=count)
-    env = worker_env(redis_url, tmp_path)
+    # per-job shares and caps are the fork mode's exact script (pool mode is fair per claim batch, no caps)
+    env = worker_env(redis_url, tmp_path, JOBFLEET_EXECUTION="fork")
     with start_worker(env, tmp_path, name="w1"), start_worker(env, tmp_path, name="w2"), \
             start_worker(env, tmp_path, name="w3"):
         wait_for(lambda: redis.llen("rq:queue:default~C") == 0, 60, interval=0.2, what="C's backlog to drain")
@@ -48,11 +50,14 @@ def test_shares_follow_weights_while_a_capped_tenant_stays_capped(
         assert abs(shares[tenant] - entitled) < 0.1, shares
 
 
-def test_late_tenant_starts_before_the_flood_drains(redis_url: str, redis: Redis, tmp_path: Path) -> None:
+@pytest.mark.parametrize("execution", ["pool", "fork"])
+def test_late_tenant_starts_before_the_flood_drains(
+    redis_url: str, redis: Redis, tmp_path: Path, execution: str
+) -> None:
     settings = load_settings(worker_env(redis_url, tmp_path))
     # the real client (fast enqueue script): submit_many for the flood, submit for the late tenant
     submit_many([{"func": JOB, "args": ["A", DURATION], "tenant": "A"}] * 80, connection=redis, settings=settings)
-    env = worker_env(redis_url, tmp_path)
+    env = worker_env(redis_url, tmp_path, JOBFLEET_EXECUTION=execution)
     with start_worker(env, tmp_path, name="w1"), start_worker(env, tmp_path, name="w2"):
         wait_for(lambda: len(runs(redis)) >= 4, 30, what="the flood to be under way")
         submitted = time.time()

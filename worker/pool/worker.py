@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from rq import Queue
 from rq.command import parse_payload
@@ -47,15 +47,23 @@ from jobfleet.logs import log_event
 from jobfleet.retry import default_retry
 from observability import metrics
 from worker.pool import bookkeeping, prefetch
+from worker.pool.fair_order import FairClaimOrder
 from worker.pool.protocol import Done, Handled, Recycle, Run
 from worker.pool.supervisor import ExecutorHandle
 from worker.reliable_queue import ClaimDefaults, ClaimedJob, _drop_waker, _waker, claim_batch
-from worker.worker import REDIS_ERRORS, JobfleetWorker
+from worker.worker import REDIS_ERRORS, SLOW_BEAT_S, JobfleetWorker
 
 FLUSH_AFTER_S = 0.02  # longest a recorded success waits for its batch
 CHECK_EVERY_S = 0.25  # timeouts, long-running jobs, heartbeats
 RELEASE_AFTER_S = 1.0  # a job running this long makes the worker give back the claimed jobs it still holds
 LARGE_JOB_BYTES = 16384  # a job hash this big waits until the executor has nothing else queued
+
+
+@dataclass(frozen=True)
+class _JobRef:
+    """The one attribute of a job that fair-share accounting reads."""
+
+    id: str
 
 
 @dataclass
@@ -96,6 +104,9 @@ class PoolWorker(JobfleetWorker):
         self._force_stop = False
         self._stop_recorded = False
         self._queue_objects: dict[str, Queue] = {}
+        # fair share between tenants (JOBFLEET_FAIRNESS): claim order by tenant score, run seconds accounted
+        self.fair_order = FairClaimOrder(self.connection) if self.fair_queue is not None else None
+        self.fair_pending: list[tuple[str, str, float]] = []
 
     # ----- the loop ---------------------------------------------------------------------------------------------
 
@@ -224,6 +235,8 @@ class PoolWorker(JobfleetWorker):
         """Claim up to ``limit`` jobs (one round trip) and hold them."""
         ttl = self.job_monitoring_interval + 60
         names = [q.name for q in self._ordered_queues]
+        if self.fair_order is not None:
+            names = self.fair_order.names(names)
         claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults,
                               self.default_result_ttl)
         self._redis_available()
@@ -309,6 +322,8 @@ class PoolWorker(JobfleetWorker):
                 item.claimed, message.return_value, message.started, message.ended,
                 item.claimed.result_ttl, item.claimed.has_dependencies,
             ))
+            if self.fair_order is not None and self.fair_order.tenants_present:
+                self.fair_pending.append((item.claimed.queue, item.claimed.job_id, run))
             self.completed += 1
         elif isinstance(message, Handled):
             if self.sent.pop(message.seq, None) is not None:
@@ -375,6 +390,7 @@ class PoolWorker(JobfleetWorker):
             self.connection, self.name, self.key, self.executions_key, self.successes, time.time())
         self.successes = []
         self._redis_available()
+        self.account_fair_share()
         for job_id in lost:
             log_event("job_result_dropped", level=30, job_id=job_id, worker=self.name,
                       reason="no longer registered as started by this worker (recovered meanwhile)")
@@ -384,6 +400,15 @@ class PoolWorker(JobfleetWorker):
                 self.queue_object(job.origin).enqueue_dependents(job)
             except Exception:
                 self.log.exception("Worker %s: failed to enqueue dependents of job %s", self.name, job_id)
+
+    def account_fair_share(self) -> None:
+        """Charge each finished tenant job's run seconds to its tenant (``FairQueue.job_ended``, never raises)."""
+        pending, self.fair_pending = self.fair_pending, []
+        if self.fair_queue is None:
+            return
+        for queue_name, job_id, run_s in pending:
+            self.fair_queue.job_ended(self.connection, cast(Job, _JobRef(job_id)), self.queue_object(queue_name),
+                                      run_s)
 
     def give_back(self, items: list[InFlight], reason: str) -> None:
         """Put claimed jobs that never started back at the front of their queues."""
@@ -396,11 +421,16 @@ class PoolWorker(JobfleetWorker):
         """Worker heartbeat plus every claimed job's execution heartbeat, in one pipeline."""
         self.next_heartbeat = time.monotonic() + max(1, self.job_monitoring_interval)
         claimed = [item.claimed for item in self.held] + [item.claimed for item in self.sent.values()]
+        began = time.monotonic()
         with self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(pipeline=pipe)
             bookkeeping.heartbeat_executions(pipe, claimed, self.job_monitoring_interval + 60, time.time())
             pipe.execute()
         self._redis_available()
+        # Workers sweep for dead workers' jobs themselves, in turns (worker.recovery.Sweeper), as in fork mode.
+        if time.monotonic() - began > SLOW_BEAT_S:
+            self.sweeper.contact_failed()  # held up: our beat may look late to others; say so
+        self.sweeper.tick()
 
     def check_running(self) -> None:
         """Kill an executor whose job outlived its timeout; give back held jobs behind a long one."""
