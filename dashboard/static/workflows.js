@@ -45,7 +45,8 @@
       const response = await fetch(path, { ...options, headers });
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
-      if (response.status === 401 && attempt === 0) {
+      // Reads: the main page (app.js) asks for the token once; the next refresh uses it. Writes ask here.
+      if (response.status === 401 && attempt === 0 && options.method === "POST") {
         const value = prompt("Dashboard token (JOBFLEET_DASHBOARD_TOKEN):", token());
         if (value === null) throw new Error("a dashboard token is needed for this action");
         localStorage.setItem("jobfleet.token", value.trim());
