@@ -52,7 +52,8 @@ while pos <= size do
   local iv = string.sub(blob, pos, pos + l_iv - 1); pos = pos + l_iv
   local meta = string.sub(blob, pos, pos + l_meta - 1); pos = pos + l_meta
   local existing = nil
-  if l_idem > 0 then
+  if l_idem > 0 and not redis.call('SET', idem, id, 'NX', 'EX', idem_ttl) then
+    -- the key is held: by a live job (return it), or by one whose data expired (take the key over)
     local held = redis.call('GET', idem)
     if held and redis.call('EXISTS', KEYS[1] .. held) == 1 then
       existing = held
