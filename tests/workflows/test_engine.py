@@ -142,9 +142,14 @@ def test_shell_task_gets_its_environment_and_exit_codes_decide_retries(fleet: Fl
     assert status["counts"]["succeeded"] == 2 and status["counts"]["failed"] == 1
     from rq.job import Job
 
+    from tests.worker.helpers import wait_for
+
     for i in range(2):
         assert (tmp_path / f"attempts-{i}").read_text().count("x") == 2  # retried once on exit code 75
-        result = Job.fetch(f"{wid}-0-{i}", connection=fleet.redis).return_value()
+        # RQ runs a job's success callback (which counts the task) just before it stores the result
+        job = Job.fetch(f"{wid}-0-{i}", connection=fleet.redis)
+        wait_for(lambda job=job: job.return_value() is not None, 10, what="the task's stored result")
+        result = job.return_value()
         assert result["exit_code"] == 0
         assert f"index={i} id={wid}-0-{i} input={{\"day\": \"mon\"}}" in result["output"]
     failed = Job.fetch(f"{wid}-1-0", connection=fleet.redis)
