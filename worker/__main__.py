@@ -215,9 +215,10 @@ def run_submit(settings: Settings, argv: Sequence[str], prog: str = "python -m w
     parser.add_argument("--queue", default="default")
     parser.add_argument("--key", default=None, help="idempotency key")
     parser.add_argument("--timeout", type=int, default=None)
+    parser.add_argument("--tenant", default=None, help="tenant (fair share); default: the default tenant")
     args = parser.parse_args(argv)
     job = submit(args.path, *[_cli_value(a) for a in args.args], queue=args.queue, timeout=args.timeout,
-                 idempotency_key=args.key, settings=settings)
+                 idempotency_key=args.key, tenant=args.tenant, settings=settings)
     print(job.id)
     return 0
 

@@ -90,6 +90,7 @@
         h("label", {}, "queue", h("input", { name: "queue", value: "default", size: 10 })),
         h("label", {}, "array size", h("input", { name: "size", type: "number", min: 1, max: 10000,
           placeholder: "optional", size: 8 })),
+        h("label", {}, "tenant", h("input", { name: "tenant", placeholder: "optional", size: 12 })),
         h("label", {}, "idempotency key", h("input", { name: "key", placeholder: "optional", size: 18 })),
         h("div", { class: "wf-form-actions" },
           h("button", { type: "submit", id: "wf-submit" }, "Submit"),
@@ -131,7 +132,13 @@
     }
     const key = String(data.get("key") || "").trim();
     if (key.length > 200) return { error: "idempotency key is at most 200 characters" };
-    return { body: { name: func.split(".").pop(), queue, tasks: [task] }, key };
+    const tenant = String(data.get("tenant") || "").trim();
+    if (tenant && !/^[A-Za-z0-9_.:-]{1,64}$/.test(tenant)) {
+      return { error: "tenant may only hold letters, digits and _ . : - (1-64 characters)" };
+    }
+    const body = { name: func.split(".").pop(), queue, tasks: [task] };
+    if (tenant) body.tenant = tenant;
+    return { body, key };
   }
 
   async function submitForm(event) {

@@ -146,3 +146,7 @@ def test_submit_cli(redis_url: str, redis: Redis, tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "unknown queue 'zzz'" in bad.stderr
     assert json.loads(json.dumps(job.meta)) is not None
+    tenant = subprocess.run([*cmd[:8], "--tenant", "acme"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert tenant.returncode == 0, tenant.stderr
+    assert get_job(tenant.stdout.strip(), connection=redis).origin == "low~acme"

@@ -42,10 +42,16 @@ def test_submit_through_the_form_watch_it_turn_green_and_retry_a_failed_node(
             page.click("#wf-submit")
             expect(page.locator("#wf-form-error")).to_contain_text("array size must be")
             form.locator("input[name=size]").fill("3")
+            form.locator("input[name=tenant]").fill("bad tenant!")
+            page.click("#wf-submit")
+            expect(page.locator("#wf-form-error")).to_contain_text("tenant may only hold")
+            form.locator("input[name=tenant]").fill("acme")
             form.locator("input[name=key]").fill("ui-key-1")
             page.click("#wf-submit")
             page.wait_for_url("**#/workflows/*")
             wid = page.url.rsplit("/", 1)[1]
+            summary = httpx.get(f"{url}/api/v1/jobs/{wid}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+            assert summary["tenant"] == "acme"
             node = page.locator('#wf-graph g[data-node="task"]')
             expect(node).to_have_attribute("data-status", "succeeded", timeout=30_000)
             expect(node).to_contain_text("✓3")
