@@ -170,7 +170,12 @@ def test_cancel_stops_running_tasks_and_drops_waiting_ones(fleet: Fleet) -> None
         task("after", f"{J}.record", args=[log, "after"], depends_on=["long"]),
     ])
     wid = _submit(fleet, wf)
-    wait_for(lambda: fleet.redis.hget(f"rq:job:{wid}-0-0", "status") == b"started", 30, what="long task start")
+    # running as the workflow sees it (its runner started), not only claimed: in pool mode a claimed job's
+    # hash already says "started" while it may still wait in the worker's prefetch
+    from jobfleet.workflows import store
+
+    wait_for(lambda: (store.read_status(fleet.redis, wid) or {}).get("counts", {}).get("running") == 1, 30,
+             what="long task running")
     result = cancel_workflow(fleet.redis, wid)
     assert result["status"] == "canceled" and result["stopped"] == [f"{wid}-0-0"]
     status = fleet.wait_end(wid)
