@@ -7,12 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.params import Depends
 from pydantic import BaseModel, Field, field_validator
 from redis import Redis
 
@@ -74,8 +72,8 @@ def _tenant(name: str) -> str:
 TenantName = Annotated[str, Path(pattern=TENANT_NAME_PATTERN, description="tenant name: 1-64 of A-Z a-z 0-9 _ . : -")]
 
 
-def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -> APIRouter:
-    """The tenants endpoints; ``write`` are the dependencies that guard write actions (token, origin)."""
+def tenants_router(settings: Settings, redis: Redis) -> APIRouter:
+    """The tenants endpoints (``SecurityMiddleware`` guards them: token, origin check for writes)."""
     router = APIRouter(tags=["tenants"])
 
     @router.get("/api/tenants", response_model=list[TenantRowModel])
@@ -87,7 +85,7 @@ def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -
             raise ApiError(404, f"unknown queue {unknown[0]!r}: expected one of {', '.join(settings.queues)}")
         return [asdict(row) for row in tenant_rows(redis, names, settings.fair_half_life)]
 
-    @router.post("/api/tenants/{tenant}/weight", response_model=TenantSetting, dependencies=list(write))
+    @router.post("/api/tenants/{tenant}/weight", response_model=TenantSetting)
     def put_weight(tenant: TenantName, body: WeightBody) -> dict[str, Any]:
         """Set the tenant's weight; workers use it from their next dequeue."""
         name = _tenant(tenant)
@@ -97,7 +95,7 @@ def tenants_router(settings: Settings, redis: Redis, write: Sequence[Depends]) -
             raise ApiError(422, str(exc)) from None
         return {"tenant": name, "weight": weight}
 
-    @router.post("/api/tenants/{tenant}/cap", response_model=TenantSetting, dependencies=list(write))
+    @router.post("/api/tenants/{tenant}/cap", response_model=TenantSetting)
     def put_cap(tenant: TenantName, body: CapBody) -> dict[str, Any]:
         """Cap the tenant's running jobs per queue (null removes the cap)."""
         name = _tenant(tenant)

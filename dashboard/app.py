@@ -142,8 +142,9 @@ def create_app(settings: Settings, connection: Redis | None = None) -> FastAPI:
         """The newest autoscaler decisions, newest first."""
         return decisions.recent_decisions(redis, limit)
 
-    app.include_router(api_v1.router(redis, settings, ()))  # SecurityMiddleware authorizes every /api request
-    app.include_router(tenants_router(settings, redis, ()))
+    # SecurityMiddleware authorizes every /api request of these routers too
+    app.include_router(api_v1.router(redis, settings))
+    app.include_router(tenants_router(settings, redis))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

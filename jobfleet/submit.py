@@ -372,13 +372,6 @@ def _job_fields(spec: _Spec, job: Job, stamp: str) -> dict[str, str | bytes]:
     return {k: (v if isinstance(v, bytes) else str(v)) for k, v in fields.items()}
 
 
-@dataclass
-class _Template:
-    """The hash fields that every job of one shape shares; per job only data and description vary."""
-
-    const: dict[str, str | bytes]
-
-
 def _shape(spec: _Spec) -> tuple[Any, ...]:
     return (
         spec.rq_queue, spec.timeout, None if spec.default_retry else (spec.retry and (spec.retry.max,
