@@ -71,7 +71,7 @@ class Daemon:
         self.config = policy_config(settings)
         self.observer = QueueObserver(connection, settings.queues,
                                       forecast_horizon_s=self.config.boot_time_s + settings.autoscaler_interval)
-        self.idle_floor = IdleFloor(self.config.idle_hold_s)
+        self.idle_floor = IdleFloor(self.config.idle_hold())
         self.tracer = trace.get_tracer("jobfleet.autoscaler")
         self.last_sweep = 0.0
         self.last_decision: Decision | None = None

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass, field
 
 P95_TAIL = 0.05  # the target is a p95 wait: at most 5 % of jobs may wait longer
-START_AT_ONCE_TAIL = 0.01  # target 0: the stationary share of jobs that find no idle slot (transients add to it)
+START_AT_ONCE_TAIL = 0.005  # target 0: the stationary share of jobs that find no idle slot (transients add to it)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class QueueState:
     recent_window_s: float = 0.0  # seconds that recent rate covers
     rate_window_s: float = 0.0  # seconds the arrival rate was measured over (0: unknown, no noise band)
     forecast_rate: float | None = None  # jobs/s expected over the next boot time from the seasonal history
+    service_cv2: float | None = None  # squared coefficient of variation of recent service times (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ class Observation:
     # instance's worth of capacity was surplus for the whole hold even if idle jobs rotated over workers.
     idle_slots_floor: int | None = None
     warm_pool_ready: int = 0  # stopped instances in the warm pool, ready to start in a warm start time
-    recent_peak: int = 0  # largest fleet size decided over the last ``peak_hold_s`` (kept at target 0)
+    warm_pool_prepared: int = 0  # the pool's prepared capacity (instances in service + stopped; 0: no pool)
+    recent_peak: int = 0  # largest fleet size decided in the arrival bursts of the last ``peak_hold_s``
+    burst_expected: int = 0  # instances a recurring burst due within the lead time needs (0: none due)
+    burst_period_s: float | None = None  # period the bursts recur with (None: no recurrence known)
 
     @property
     def queued(self) -> int:
@@ -122,7 +126,14 @@ class PolicyConfig:
     noise_band: float = 1.0  # width of the rate-noise hysteresis band, in standard deviations
     queue_targets: tuple[tuple[str, float], ...] = ()  # per-queue target p95 waits; others use target_wait_s
     warm_boot_time_s: float = 20.0  # expected seconds from a warm-pool start to a ready instance
-    peak_hold_s: float = 0.0  # target 0: keep the recent peak need this long (0 = off; costly, see README)
+    peak_hold_s: float = 1800.0  # target 0: keep a burst's peak this long unless its recurrence is known (0 = off)
+    start_at_once_idle_s: float = 600.0  # target 0: idle hold (a job that finds no idle slot waits a whole boot)
+
+    def idle_hold(self) -> float:
+        """Seconds an idle instance is kept: the idle hold, or at least ``start_at_once_idle_s`` when some
+        queue's target is 0."""
+        zero = self.target_wait_s == 0 or any(t == 0 for _, t in self.queue_targets)
+        return max(self.idle_hold_s, self.start_at_once_idle_s) if zero else self.idle_hold_s
 
     def target_for(self, queue: str) -> float:
         """The target p95 wait of ``queue``."""
@@ -140,7 +151,7 @@ class PolicyConfig:
             problems.append(f"target_wait_s={self.target_wait_s} must be >= 0")
         problems += [f"target of queue {q!r}={t} must be >= 0" for q, t in self.queue_targets if not t >= 0]
         for name in ("boot_time_s", "idle_hold_s", "stale_after_s", "fast_drain_s", "noise_band", "warm_boot_time_s",
-                     "peak_hold_s"):
+                     "peak_hold_s", "start_at_once_idle_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
         if self.max_step < 0:
@@ -181,21 +192,23 @@ def erlang_c(servers: int, load: float) -> float:
 
 def steady_slots(
     arrival_rate: float, service_s: float, target_wait_s: float, tail: float = P95_TAIL,
-    classes: tuple[tuple[float, float], ...] | None = None,
+    classes: tuple[tuple[float, float], ...] | None = None, variability: float = 1.0,
 ) -> int:
-    """Fewest slots whose M/M/m wait exceeds its target for at most ``tail`` of the jobs of every class.
+    """Fewest slots whose M/G/m wait exceeds its target for at most ``tail`` of the jobs of every class.
 
     ``classes`` lists ``(arrival rate of this queue and every higher-priority one, target)`` per queue; the
-    default is one class, the whole ``arrival_rate`` with ``target_wait_s``.
+    default is one class, the whole ``arrival_rate`` with ``target_wait_s``. ``variability`` is the
+    Allen-Cunneen factor ``(1 + cv²)/2`` of the service times (1 = exponential): it stretches the wait tail.
     """
     load = arrival_rate * service_s
     if load <= 0:
         return 0
     groups = classes if classes is not None else ((arrival_rate, target_wait_s),)
+    scale = service_s * variability
     m = max(1, math.floor(load) + 1)
     while True:
         waits = erlang_c(m, load)
-        if all(waits * math.exp(-(m - rate * service_s) * target / service_s) <= tail for rate, target in groups):
+        if all(waits * math.exp(-(m - rate * service_s) * target / scale) <= tail for rate, target in groups):
             return m
         m += 1
 
@@ -231,6 +244,20 @@ def mean_service(obs: Observation, cfg: PolicyConfig) -> float:
         return cfg.default_service_s
     total = sum(w for _, w in known)
     return max(1e-3, sum((s or 0.0) * w for s, w in known) / total)
+
+
+VARIABILITY_BOUNDS = (0.5, 3.0)  # deterministic service .. a heavy tail (the approximation is rough beyond)
+
+
+def service_variability(obs: Observation) -> float:
+    """Allen-Cunneen factor ``(1 + cv²)/2`` of the service times, completion-weighted over the queues that
+    measured one and clamped to :data:`VARIABILITY_BOUNDS`; 1 (exponential) while nothing is measured."""
+    known = [(q.service_cv2, max(q.completion_rate, 1e-9)) for q in obs.queues if q.service_cv2 is not None]
+    if not known:
+        return 1.0
+    cv2 = sum((c or 0.0) * w for c, w in known) / sum(w for _, w in known)
+    lo, hi = VARIABILITY_BOUNDS
+    return min(hi, max(lo, (1 + cv2) / 2))
 
 
 def arrival_estimate(queues: tuple[QueueState, ...] | list[QueueState]) -> tuple[float, float]:
@@ -286,6 +313,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
 
     c = cfg.slots_per_instance
     service_s = mean_service(obs, cfg)
+    variability = service_variability(obs)
     arrival_rate, noise = arrival_estimate(obs.queues)
     queued, started = obs.queued, obs.started
     in_service = [i for i in obs.instances if i.ready]
@@ -298,22 +326,33 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     start_at_once = bool(targets) and min(targets) == 0
     queued_prefix = list(itertools.accumulate(q.queued for q in obs.queues))
     queued_now = sum(q.queued for q, t in zip(obs.queues, targets, strict=True) if t == 0)
-    if start_at_once and cfg.peak_hold_s > 0:  # jobs of a returning burst must not wait for a boot either
-        lo = max(lo, min(cfg.max_instances, obs.recent_peak))
+    if start_at_once and cfg.peak_hold_s > 0 and obs.burst_period_s is None:
+        # a returning burst must not wait for a boot either; with a warm pool the instances scaled in go back
+        # into it and come back in a warm start, so only what its prepared capacity lacks is held running
+        lo = max(lo, min(cfg.max_instances, obs.recent_peak) - obs.warm_pool_prepared)
+    if obs.burst_expected:  # a recurring burst is due: its capacity is ready when it comes
+        lo = max(lo, min(cfg.max_instances, obs.burst_expected))
     # the next instance comes from the warm pool when it has a stopped one ready
     boot_next = cfg.warm_boot_time_s if obs.warm_pool_ready > 0 else cfg.boot_time_s
 
+    # hysteresis from the noise of the rate estimate: scale out on the low band, scale in to the high band
+    # (at target 0 both use the high band: a job that arrives to no idle slot has already missed it)
+    high_band = arrival_rate * (1 + cfg.noise_band * noise)
+    low_band = high_band if start_at_once else max(0.0, arrival_rate * (1 - cfg.noise_band * noise))
+
     def size(total_rate: float, explain: bool = True) -> tuple[int, int, int, float, int, str]:
-        rates = [max(r, q.forecast_rate or 0.0) for r, q in zip(queue_rates(obs.queues, total_rate), obs.queues,
-                                                                   strict=True)]
+        # a forecast counts only where it rises above the pessimistic band of the measured rate (a forecast
+        # of the load already being served would only trade the low band for the mean)
+        rates = [f if (f := q.forecast_rate or 0.0) > hb else r for r, hb, q in
+                 zip(queue_rates(obs.queues, total_rate), queue_rates(obs.queues, high_band), obs.queues, strict=True)]
         prefix = list(itertools.accumulate(rates))
         classes = tuple(zip(prefix, targets, strict=True))
         steady = steady_slots(sum(rates), service_s, cfg.target_wait_s, classes=classes,
-                              tail=START_AT_ONCE_TAIL if start_at_once else P95_TAIL)
+                              tail=START_AT_ONCE_TAIL if start_at_once else P95_TAIL, variability=variability)
         total = sum(rates)
         binding = 0 if len(classes) == 1 or not explain else max(
             range(len(classes)), default=None,
-            key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1]))
+            key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1], variability=variability))
         backlog, backlog_slots = 0.0, 0
         for k, target in enumerate(targets):
             left = projected_backlog(obs, cfg, service_s, prefix[k], queued_prefix[k], horizon_s=boot_next)
@@ -331,10 +370,6 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         which = names[binding] if binding is not None else "-"
         return min(cfg.max_instances, max(lo, math.ceil(needed / c))), needed, steady, backlog, backlog_slots, which
 
-    # hysteresis from the noise of the rate estimate: scale out on the low band, scale in to the high band
-    # (at target 0 both use the high band: a job that arrives to no idle slot has already missed it)
-    high_band = arrival_rate * (1 + cfg.noise_band * noise)
-    low_band = high_band if start_at_once else max(0.0, arrival_rate * (1 - cfg.noise_band * noise))
     target, needed_slots, steady, backlog, backlog_slots, binding = size(low_band)
     keep, keep_slots = (target, needed_slots) if high_band == low_band else size(high_band, explain=False)[:2]
     forecast = sum(q.forecast_rate or 0.0 for q in obs.queues)
@@ -347,6 +382,8 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         "projected_backlog": round(backlog, 2), "backlog_slots": float(backlog_slots),
         "keep_slots": float(keep_slots), "oldest_age_s": max((q.oldest_age_s for q in obs.queues), default=0.0),
         "forecast_rate": round(forecast, 4), "boot_next_s": boot_next,
+        "burst_expected": float(obs.burst_expected), "burst_period_s": round(obs.burst_period_s or 0.0, 1),
+        "variability": round(variability, 3),
     }
     why = (f"need {needed_slots}-{keep_slots} slots for queue {binding} (steady {steady} for "
            f"λ={arrival_rate:.2f}/s±{noise:.0%}{f' forecast {forecast:.2f}/s' if forecast else ''} S={service_s:.1f}s, "
@@ -361,7 +398,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         # unhealthy idle ones first, then longest idle first
         idle_now.sort(key=lambda i: (i.healthy, i.idle_since if i.idle_since is not None else obs.now))
         room = current - keep
-        held = sum(1 for i in idle_now if _idle_for(i, obs.now) >= cfg.idle_hold_s)
+        held = sum(1 for i in idle_now if _idle_for(i, obs.now) >= cfg.idle_hold())
         allowed = max(held, (obs.idle_slots_floor or 0) // c)
         # far surplus (beyond twice even the pessimistic need, with no backlog) goes after the fast hold
         if queued == 0:
@@ -373,7 +410,7 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
         if drain:
             reason = f"scale in {current}->{desired}: drain {len(drain)} idle instances; {why}"
         else:
-            reason = f"hold at {current}: {room} surplus but none idle for {cfg.idle_hold_s:.0f}s; {why}"
+            reason = f"hold at {current}: {room} surplus but none idle for {cfg.idle_hold():.0f}s; {why}"
     else:
         desired = current
         reason = f"steady at {current}: {why}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+SERVICE_SAMPLE = 100  # recent service times per queue whose spread sizes the wait tail
+MIN_SERVICE_SAMPLE = 10
 RECENT_RATE_S = 60.0  # the short sub-window whose arrival rate caps the long one (a finished burst drops out fast)
 
 
@@ -187,21 +190,99 @@ class BurstHistory:
         return 0.0 if self._first is None else min(self.seconds, now - self._first)
 
 
+def burst_lead(boot_time_s: float, interval_s: float) -> float:
+    """How long before a recurring burst is due its capacity is launched: a slow boot (1.5 x the expected
+    one, at least 30 s more) plus one tick."""
+    return boot_time_s + max(30.0, boot_time_s / 2) + interval_s
+
+
 @dataclass
-class PeakWindow:
-    """Largest fleet size decided over the last ``seconds`` (what a target of 0 keeps ready after a burst)."""
+class Burst:
+    """One arrival burst: when it started and the largest fleet size decided while it lasted."""
 
-    seconds: float
-    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+    start: float
+    peak: int
+    last_seen: float
 
-    def add(self, now: float, size: int) -> None:
-        """Record the size decided at ``now``."""
-        while self._samples and self._samples[-1][1] <= size:
-            self._samples.pop()  # a monotonic deque: the front is the window's maximum
-        self._samples.append((now, size))
-        while self._samples[0][0] < now - self.seconds:
-            self._samples.popleft()
 
-    def peak(self) -> int:
-        """The maximum over the window (0 when empty)."""
-        return self._samples[0][1] if self._samples else 0
+@dataclass
+class BurstRecurrence:
+    """Arrival bursts and the period they recur with (batches every 20 minutes, an hourly cron, ...).
+
+    A burst is a tick at which the arrivals of the last ``within_s`` are at least ``min_jobs`` and
+    ``factor`` times what the rate of the ``baseline_s`` before them predicts; ticks within ``within_s``
+    of each other belong to one burst, whose ``peak`` is the largest fleet size decided until ``within_s``
+    after its last such tick. When the last three bursts came with two gaps that agree within
+    ``tolerance`` (and are at most ``max_period_s``: longer periods are the seasonal forecast's), the next
+    one is expected one mean gap after the last: :meth:`expected` asks for the smallest of their peaks
+    from ``lead_s`` before that moment until ``tolerance`` of a period after it. A burst that does not
+    come ends the expectation until two new gaps agree, so a one-off pattern costs at most one lead.
+    """
+
+    within_s: float = 90.0
+    baseline_s: float = 600.0
+    factor: float = 3.0
+    min_jobs: int = 20
+    tolerance: float = 0.1
+    max_period_s: float = 4 * 3600.0
+    _seen: deque[tuple[float, float]] = field(default_factory=deque)
+    _bursts: deque[Burst] = field(default_factory=lambda: deque(maxlen=3))
+
+    def _seen_at(self, t: float) -> tuple[float, float]:
+        k = max(0, bisect.bisect_right(self._seen, (t, float("inf"))) - 1)
+        return self._seen[k]
+
+    def add(self, now: float, seen: float, desired: int) -> None:
+        """Record the cumulative arrivals ``seen`` and the fleet size ``desired`` decided at ``now``."""
+        self._seen.append((now, seen))
+        while len(self._seen) > 2 and self._seen[1][0] <= now - self.baseline_s - self.within_s:
+            self._seen.popleft()
+        t0, s0 = self._seen[0]
+        tb, sb = self._seen_at(now - self.within_s)
+        span = tb - t0
+        if span >= self.within_s:
+            recent = seen - sb
+            expected = (sb - s0) / span * (now - tb)
+            if recent >= max(self.min_jobs, self.factor * expected):
+                last = self._bursts[-1] if self._bursts else None
+                if last is not None and now - last.last_seen <= self.within_s:
+                    last.last_seen = now
+                else:
+                    self._bursts.append(Burst(now, desired, now))
+        if self._bursts and now - self._bursts[-1].last_seen <= self.within_s:
+            self._bursts[-1].peak = max(self._bursts[-1].peak, desired)
+
+    def period(self, now: float) -> float | None:
+        """The recurrence period while the next burst is still due (None: no period, or it failed to come)."""
+        if len(self._bursts) < 3:
+            return None
+        a, b, c = (x.start for x in self._bursts)
+        g1, g2 = b - a, c - b
+        if abs(g1 - g2) > self.tolerance * max(g1, g2) or max(g1, g2) > self.max_period_s:
+            return None
+        gap = (g1 + g2) / 2
+        return gap if now <= c + gap * (1 + self.tolerance) else None
+
+    def expected(self, now: float, lead_s: float) -> int:
+        """Instances to hold now for the next expected burst (0: none expected within ``lead_s``)."""
+        gap = self.period(now)
+        if gap is None:
+            return 0
+        due = self._bursts[-1].start + gap
+        return min(x.peak for x in self._bursts) if now >= due - lead_s else 0
+
+    def held_peak(self, now: float, hold_s: float) -> int:
+        """The largest peak of the bursts that started within the last ``hold_s`` (0: none)."""
+        return max((x.peak for x in self._bursts if now - x.start <= hold_s), default=0)
+
+
+def service_cv2(durations: Sequence[float], min_samples: int = MIN_SERVICE_SAMPLE) -> float | None:
+    """Squared coefficient of variation (variance / mean²) of service times; None with too few samples."""
+    values = [d for d in durations if d >= 0]
+    if len(values) < min_samples:
+        return None
+    mean = sum(values) / len(values)
+    if mean <= 0:
+        return None
+    var = sum((d - mean) ** 2 for d in values) / (len(values) - 1)
+    return var / mean**2

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from autoscaler.window import SERVICE_SAMPLE
+
 
 @dataclass(frozen=True)
 class Job:
@@ -99,6 +101,7 @@ class FleetView:
     completions_by_queue: dict[str, int] = field(default_factory=dict)
     oldest_by_queue: dict[str, float] = field(default_factory=dict)
     warm_pool_ready: int = 0  # stopped instances in the warm pool
+    service_by_queue: dict[str, tuple[float, ...]] = field(default_factory=dict)  # recent service times
 
     @property
     def in_service(self) -> list[SimInstance]:
@@ -269,6 +272,7 @@ class Simulator:
         self.billed = 0.0
         self.warm_starts = 0
         self.recent_service: deque[float] = deque(maxlen=20)
+        self.service_by: dict[str, deque[float]] = {name: deque(maxlen=SERVICE_SAMPLE) for name in self.order}
         self.series: list[tuple[float, int, int, int]] = []
         self.now = 0.0
 
@@ -316,6 +320,7 @@ class Simulator:
                     self.completions += 1
                     self.completions_by[self.jobs[job_index].queue] += 1
                     self.recent_service.append(self.jobs[job_index].service_s)
+                    self.service_by[self.jobs[job_index].queue].append(self.jobs[job_index].service_s)
                     if not inst.running:
                         inst.idle_since = t
                     self.idle_slots.append((inst_id, slot))
@@ -430,7 +435,8 @@ class Simulator:
         service = sum(self.recent_service) / len(self.recent_service) if self.recent_service else None
         return FleetView(self.now, self.queued, sum(started_by.values()), live, self.arrivals, self.completions,
                          service, queued_by, started_by, max(oldest_by.values(), default=0.0), self.order,
-                         dict(self.arrivals_by), dict(self.completions_by), oldest_by, len(self._stopped()))
+                         dict(self.arrivals_by), dict(self.completions_by), oldest_by, len(self._stopped()),
+                         {name: tuple(d) for name, d in self.service_by.items()})
 
     def _tick(self) -> None:
         view = self._view()

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 
 from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide, mean_service
 from autoscaler.warm_pool import WarmPoolConfig, warm_pool_size
-from autoscaler.window import RECENT_RATE_S, BurstHistory, IdleFloor, PeakWindow, RateWindow, SeasonalForecast
+from autoscaler.window import (
+    RECENT_RATE_S,
+    BurstHistory,
+    BurstRecurrence,
+    IdleFloor,
+    RateWindow,
+    SeasonalForecast,
+    burst_lead,
+    service_cv2,
+)
 from bench.sim import Action, FleetView
 
 
@@ -34,18 +43,20 @@ class OursPolicy(_NoSelfTermination):
     name: str = "ours"
     warm_pool: WarmPoolConfig | None = None
     forecast: bool = True
+    variability: bool = True  # size the wait tail by the measured service-time spread
     period_s: float = 86400.0
     _rates: dict[str, RateWindow] = field(init=False)
     _seasonal: dict[str, SeasonalForecast] = field(init=False)
     _idle: IdleFloor = field(init=False)
     _bursts: BurstHistory = field(init=False)
-    _peak: PeakWindow = field(init=False)
+    _recurrence: BurstRecurrence = field(init=False)
+    _pool_size: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self._peak = PeakWindow(self.config.peak_hold_s)
+        self._recurrence = BurstRecurrence(within_s=self.config.boot_time_s)
         self._rates = {}
         self._seasonal = {}
-        self._idle = IdleFloor(self.config.idle_hold_s)
+        self._idle = IdleFloor(self.config.idle_hold())
         self._bursts = BurstHistory()
 
     def tick(self, view: FleetView) -> Action:
@@ -77,17 +88,20 @@ class OursPolicy(_NoSelfTermination):
                 oldest_age_s=view.oldest_by_queue.get(name, 0.0), arrival_rate=arrival_rate,
                 completion_rate=completion_rate, mean_service_s=rates.service_s(), recent_arrival_rate=recent[0],
                 recent_window_s=recent[1], rate_window_s=rates.span_s(), forecast_rate=forecast,
+                service_cv2=service_cv2(view.service_by_queue.get(name, ())) if self.variability else None,
             ))
         obs = Observation(
             now=now, observed_at=now, desired=len(instances), queues=tuple(queues), instances=instances,
             idle_slots_floor=self._idle.floor(now), warm_pool_ready=view.warm_pool_ready if self.warm_pool else 0,
-            recent_peak=self._peak.peak(),
+            recent_peak=self._recurrence.held_peak(now, self.config.peak_hold_s),
+            burst_expected=self._recurrence.expected(now, burst_lead(self.config.boot_time_s, self.interval_s)),
+            burst_period_s=self._recurrence.period(now), warm_pool_prepared=self._pool_size,
         )
         decision = decide(obs, self.config)
         if decision.drain:
             self._idle.consume(len(decision.drain) * self.config.slots_per_instance)
         self._bursts.add(now, max(0, decision.desired - len(instances)))
-        self._peak.add(now, -(-decision.needed_slots // self.config.slots_per_instance))
+        self._recurrence.add(now, float(sum(view.arrivals_by_queue.values())), decision.desired)
         pool = None
         if self.warm_pool is not None:
             pool = warm_pool_size(
@@ -95,6 +109,7 @@ class OursPolicy(_NoSelfTermination):
                 slots=self.config.slots_per_instance, service_s=mean_service(obs, self.config),
                 cold_boot_s=self.config.boot_time_s, warm_boot_s=self.config.warm_boot_time_s,
             )
+        self._pool_size = pool or 0
         return Action(decision.desired, decision.drain, pool)
 
 

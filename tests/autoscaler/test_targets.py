@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +9,7 @@ from hypothesis import strategies as st
 from autoscaler.daemon import policy_config
 from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide, steady_slots
 from autoscaler.warm_pool import WarmPoolConfig, warm_pool_size
-from autoscaler.window import BurstHistory, PeakWindow, SeasonalForecast
+from autoscaler.window import BurstHistory, SeasonalForecast
 from jobfleet.settings import SettingsError, load_settings
 from jobfleet.target_wait import TargetWaits
 
@@ -264,11 +262,6 @@ def test_burst_history_and_peak_window() -> None:
     for t, n in ((0, 5), (3, 10), (6, 1), (500, 2)):
         h2.add(t, n)
     assert h2.bursts(500, within_s=90) == [16, 2] and h2.span_s(500) == 500
-    p = PeakWindow(60)
-    for t, n in ((0, 3), (10, 9), (20, 4), (80, 2)):
-        p.add(t, n)
-    assert p.peak() == 4  # 9 was seen at t=10, more than 60 s before t=80
-    assert math.isclose(PeakWindow(5).peak(), 0)
 
 
 def test_target_zero_on_one_queue_gives_slots_to_its_jobs_only() -> None:
