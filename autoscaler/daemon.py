@@ -30,7 +30,7 @@ from autoscaler.leader import LeaderLock
 from autoscaler.observe import QueueObserver, build_observation
 from autoscaler.policy import Decision, Observation, PolicyConfig, decide, mean_service
 from autoscaler.warm_pool import WarmPoolConfig, warm_pool_size
-from autoscaler.window import BurstHistory, IdleFloor
+from autoscaler.window import BurstHistory, BurstRecurrence, IdleFloor, burst_lead
 from jobfleet.logs import log_event
 from jobfleet.settings import Settings
 
@@ -49,7 +49,8 @@ def policy_config(settings: Settings) -> PolicyConfig:
         queue_targets=targets.per_queue, warm_boot_time_s=settings.warm_boot_time,
         boot_time_s=settings.boot_time, idle_hold_s=settings.idle_hold_seconds, max_step=settings.max_step,
         stale_after_s=settings.stale_after, default_service_s=settings.default_service_time,
-        fast_drain_s=settings.fast_drain, noise_band=settings.noise_band,
+        fast_drain_s=settings.fast_drain, noise_band=settings.noise_band, peak_hold_s=settings.burst_hold,
+        start_at_once_idle_s=settings.start_at_once_idle,
     )
 
 
@@ -79,6 +80,7 @@ class Daemon:
         self.me = self.lock.me
         self.leader = False
         self.bursts = BurstHistory()
+        self.recurrence = BurstRecurrence(within_s=self.config.boot_time_s)
         self.warm_pool = WarmPoolConfig(
             max_size=settings.warm_pool_max, stopped_cost_ratio=settings.stopped_cost_ratio,
             wait_cost=settings.wait_cost, learn_s=0.0,
@@ -107,7 +109,12 @@ class Daemon:
             return Observation(now=now, observed_at=None, desired=0, queues=tuple(queues),
                                error=f"backend: {_short(exc)}")
         obs = build_observation(now, queues, instances, desired, self.idle_floor)
-        return dataclasses.replace(obs, warm_pool_ready=pool_ready) if pool_ready else obs
+        lead = burst_lead(self.config.boot_time_s, self.settings.autoscaler_interval)
+        return dataclasses.replace(
+            obs, warm_pool_ready=pool_ready, warm_pool_prepared=self.warm_pool_size or 0,
+            recent_peak=self.recurrence.held_peak(now, self.config.peak_hold_s),
+            burst_expected=self.recurrence.expected(now, lead), burst_period_s=self.recurrence.period(now),
+        )
 
     def act(self, obs: Observation, decision: Decision) -> list[str]:
         """Apply ``decision`` through the backend (leader only, unless dry-run or holding on bad input)."""
@@ -153,6 +160,7 @@ class Daemon:
             decision = decide(obs, self.config)
             if obs.error is None and obs.observed_at is not None:  # leader or not: the burst history
                 self.bursts.add(now, max(0, decision.desired - len(obs.instances)))
+                self.recurrence.add(now, self.observer.seen_total(), decision.desired)
             if not self.leader and decision.code != "stale":
                 decision = dataclasses.replace(decision, code="follower", hold=True,
                                                reason=f"standby (leader {self.holder()}): {decision.reason}")

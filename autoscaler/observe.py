@@ -5,7 +5,9 @@ registries and the id of the oldest queued job (RQ appends at the tail, so index
 second pipeline reads each oldest job's ``enqueued_at``. Rates come from :class:`RateWindow` kept by the
 caller between observations: arrivals are increments of every job the queue has seen, completions
 increments of finished + failed. The mean service time is Little's law over the window: the integral of
-running jobs (busy slot-seconds) divided by the completions.
+running jobs (busy slot-seconds) divided by the completions. The spread of service times (their squared
+coefficient of variation) comes from ``started_at``/``ended_at`` of the most recently finished jobs, read
+every ``spread_every_s`` seconds (one more pipelined round trip then).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from redis import Redis
 from rq import Queue
 
 from autoscaler.policy import InstanceState, Observation, QueueState
-from autoscaler.window import RECENT_RATE_S, IdleFloor, RateWindow, SeasonalForecast
+from autoscaler.window import RECENT_RATE_S, SERVICE_SAMPLE, IdleFloor, RateWindow, SeasonalForecast, service_cv2
 from jobfleet.tenants import tenant_queue_names
 
 
@@ -30,7 +32,8 @@ def _text(value: Any) -> str | None:
 
 
 def parse_enqueued_at(raw: Any) -> float | None:
-    """Unix seconds of RQ's ``enqueued_at`` field (ISO-8601 UTC), or None when absent or unparsable."""
+    """Unix seconds of an RQ timestamp field (``enqueued_at``, ``started_at``...: ISO-8601 UTC), or None when
+    absent or unparsable."""
     text = _text(raw)
     if not text:
         return None
@@ -48,7 +51,7 @@ class QueueObserver:
 
     def __init__(
         self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0, recent_s: float = RECENT_RATE_S,
-        forecast_horizon_s: float | None = None,
+        forecast_horizon_s: float | None = None, spread_every_s: float = 30.0,
     ) -> None:
         if not queue_names:
             raise ValueError("QueueObserver needs at least one queue name")
@@ -58,6 +61,35 @@ class QueueObserver:
         self.recent_s = recent_s
         self.forecast_horizon_s = forecast_horizon_s  # None: no seasonal forecast
         self.seasonal = {q.name: SeasonalForecast() for q in self.queues}
+        self.spread_every_s = spread_every_s
+        self.spread: dict[str, float | None] = {}
+        self._spread_at = -float("inf")
+
+    def seen_total(self) -> float:
+        """Every job the observed queues have seen, as of the last :meth:`read` (the arrivals counter)."""
+        return sum(w.seen_total for w in self.windows.values())
+
+    def service_spread(self, families: Sequence[Sequence[Queue]]) -> dict[str, float | None]:
+        """Squared CV of the service times of each queue's latest finished jobs (None: too few)."""
+        per_member = max(1, SERVICE_SAMPLE // max(1, max(len(f) for f in families)))
+        pipe = self.connection.pipeline(transaction=False)
+        for q in (member for family in families for member in family):
+            pipe.zrevrange(q.finished_job_registry.key, 0, per_member - 1)
+        ids = iter(pipe.execute())
+        family_ids = [[_text(i) for member in family for i in next(ids)] for family in families]
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in (i for group in family_ids for i in group):
+            pipe.hmget(f"rq:job:{job_id}", "started_at", "ended_at")
+        stamps = iter(pipe.execute())
+        spread: dict[str, float | None] = {}
+        for q, group in zip(self.queues, family_ids, strict=True):
+            durations = []
+            for _ in group:
+                started, ended = (parse_enqueued_at(v) for v in next(stamps))
+                if started is not None and ended is not None and ended >= started:
+                    durations.append(ended - started)
+            spread[q.name] = service_cv2(durations[:SERVICE_SAMPLE])
+        return spread
 
     def read(self, now: float | None = None) -> list[QueueState]:
         """One snapshot of every queue (two pipelined round trips, plus one SMEMBERS per queue for its tenants)."""
@@ -82,6 +114,9 @@ class QueueObserver:
         parsed = iter(parse_enqueued_at(stamp) for stamp in pipe.execute())
         oldest = [min((t for t in (next(parsed) for _ in family_rows) if t is not None), default=None)
                   for family_rows in rows]
+        if now - self._spread_at >= self.spread_every_s:
+            self.spread = self.service_spread(families)
+            self._spread_at = now
         states = []
         for q, family_rows, enqueued_at in zip(self.queues, rows, oldest, strict=True):
             queued, started, scheduled, finished, failed = (sum(int(r[k]) for r in family_rows) for k in range(5))
@@ -100,7 +135,7 @@ class QueueObserver:
                     name=q.name, queued=queued, started=started, scheduled=scheduled, oldest_age_s=oldest_age,
                     arrival_rate=arrivals, completion_rate=completions, mean_service_s=service,
                     recent_arrival_rate=(recent := window.recent(self.recent_s))[0], recent_window_s=recent[1],
-                    rate_window_s=window.span_s(), forecast_rate=forecast,
+                    rate_window_s=window.span_s(), forecast_rate=forecast, service_cv2=self.spread.get(q.name),
                 )
             )
         return states

@@ -42,6 +42,11 @@ class RateWindow:
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.seconds:
             self._samples.popleft()
 
+    @property
+    def seen_total(self) -> float:
+        """Arrivals counted since the first sample (monotonic)."""
+        return self._seen
+
     def rates(self) -> tuple[float, float]:
         """(arrivals/s, completions/s) over the window; zeros until two samples exist."""
         if len(self._samples) < 2:

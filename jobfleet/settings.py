@@ -415,6 +415,15 @@ class Settings:
         "JOBFLEET_WARM_POOL_MAX", "0", _int(0),
         "Most stopped instances the autoscaler keeps in the ASG warm pool (aws backend; 0 = it does not manage one).",
     )
+    burst_hold: float = _var(
+        "JOBFLEET_BURST_HOLD", "1800", _float(0),
+        "Target 0: seconds a burst's peak capacity is kept running unless its recurrence is known or a warm "
+        "pool holds it (0 = off).",
+    )
+    start_at_once_idle: float = _var(
+        "JOBFLEET_START_AT_ONCE_IDLE", "600", _float(0),
+        "Target 0: the idle hold is at least this long (a job that finds no idle slot waits a whole boot).",
+    )
     warm_boot_time: float = _var(
         "JOBFLEET_WARM_BOOT_TIME", "20", _float(0), "Expected seconds from a warm-pool start to a ready instance."
     )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue
 
@@ -66,3 +67,27 @@ def test_bad_config_exits_2_with_a_clear_message(redis_url: str, tmp_path: Path)
     proc = subprocess.run([sys.executable, "-m", "autoscaler", "--once"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 2 and "JOBFLEET_MIN_INSTANCES=5 is above JOBFLEET_MAX_INSTANCES=2" in proc.stderr
+
+
+def test_daemon_learns_a_recurring_batch_and_pre_scales_before_the_next(
+    redis: Redis, redis_url: str, tmp_path: Path,
+) -> None:
+    settings = load_settings(child_env(redis_url, tmp_path, JOBFLEET_QUEUES="batch", JOBFLEET_BOOT_TIME="60",
+                                       JOBFLEET_AUTOSCALER_INTERVAL="3", JOBFLEET_MAX_INSTANCES="50"))
+    q = Queue("batch", connection=redis)
+    backend = LocalBackend(settings, redis)
+    try:
+        daemon = Daemon(settings, backend, redis, dry_run=True)
+        t0, seen_expected = 2_000_000.0, []
+        for step in range(0, 2400, 3):
+            if step in (300, 900, 1500):
+                q.enqueue_many([Queue.prepare_data("jobfleet.demo.jobs.sleep", (0,)) for _ in range(60)])
+            decision = daemon.step(t0 + step)
+            seen_expected.append((step, decision.inputs.get("burst_expected", 0.0)))
+            if step in (320, 920):
+                redis.delete(q.key)  # the batch was served (no workers here): only arrivals matter
+        assert daemon.recurrence.period(t0 + 1600) == pytest.approx(600, abs=6)
+        due = [s for s, e in seen_expected if e > 0]
+        assert due and 2100 - 150 <= due[0] < 2100, due[:3]  # launched one lead before the 4th batch
+    finally:
+        backend.close()
