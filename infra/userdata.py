@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.releases import Archive
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
@@ -250,29 +252,51 @@ def dashboard_user_data(
     return _checked(render("dashboard.sh", values), "dashboard")
 
 
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BINARY_KEYS = {"prometheus": "PROMETHEUS", "grafana": "GRAFANA", "tempo": "TEMPO", "otelcol-contrib": "OTELCOL"}
+
+
+def install_archives(archives: Sequence[Archive]) -> str:
+    """``install_archive DEST KEY SHA256 STRIP BINARY`` lines (grafana.sh) for the vendor archives."""
+    lines = []
+    for archive in archives:
+        if not _SHA256.match(archive.sha256):
+            raise UserDataError(f"{archive.asset}: {archive.sha256!r} is not a sha256")
+        for value in (archive.key, archive.home, archive.binary):
+            if not _SAFE_PATH.match(value):
+                raise UserDataError(f"{archive.asset}: unsafe path {value!r}")
+        lines.append(f"install_archive {archive.home} {archive.key} {archive.sha256} {int(archive.strip)} "
+                     f"{archive.binary}")
+    return "\n".join(lines)
+
+
 def grafana_user_data(
     release: Release,
     *,
     stack: str,
     password_parameter: str,
-    grafana_image: str,
-    prometheus_image: str,
-    otelcol_image: str,
-    tempo_image: str,
+    archives: Sequence[Archive],
     log_config: str = "{}",
     grafana_listen: str = "127.0.0.1",
 ) -> str:
-    """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
+    """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector from the verified vendor
+    archives in the artifact bucket (``infra.releases``), one systemd service each."""
+    by_name = {archive.component: archive for archive in archives}
+    if sorted(by_name) != sorted(_BINARY_KEYS) or len(archives) != len(_BINARY_KEYS):
+        raise UserDataError(f"the Grafana host needs one archive each of {', '.join(sorted(_BINARY_KEYS))}")
     values = {
         **_release_values(release),
         "STACK": shlex.quote(stack),
         "FETCH_SCRIPT": fetch_secret_script(region=release.region),
         "PASSWORD_ASSIGNMENT": f"GF_SECURITY_ADMIN_PASSWORD={_parameter(password_parameter)}",
-        "GRAFANA_IMAGE": grafana_image,
-        "PROMETHEUS_IMAGE": prometheus_image,
-        "OTELCOL_IMAGE": otelcol_image,
-        "TEMPO_IMAGE": tempo_image,
+        "INSTALL_ARCHIVES": install_archives(archives),
+        "GRAFANA_HOME": by_name["grafana"].home,
         "GRAFANA_LISTEN": grafana_listen,
         "CW_AGENT_CONFIG": _json_line(log_config),
     }
+    for component, prefix in _BINARY_KEYS.items():
+        archive = by_name[component]
+        values[f"{prefix}_BIN"] = f"{archive.home}/{archive.binary}"
+        values[f"{prefix}_VERSION"] = archive.version
     return _checked(render("grafana.sh", values), "grafana")

@@ -164,8 +164,10 @@ def test_grafana_host_uses_the_observability_files(dev: Program) -> None:
     assert "/var/lib/grafana/dashboards/jobfleet" in text
     assert "/var/lib/grafana/dashboards/jobfleet" in (
         ROOT / "observability/grafana/provisioning/dashboards/dashboards.yaml").read_text()
-    for image in ("grafana/grafana:", "prom/prometheus:", "opentelemetry-collector-contrib:", "grafana/tempo:"):
-        assert image in text
+    assert "BindReadOnlyPaths=/opt/jobfleet/observability/observability/grafana/dashboards:" \
+           "/var/lib/grafana/dashboards/jobfleet" in text
+    for home in ("grafana-12.1.1", "prometheus-3.5.0", "otelcol-contrib-0.132.0", "tempo-2.8.2"):
+        assert f"install_archive /opt/jobfleet/{home} vendor/" in text
 
 
 def test_renderer_refuses_missing_and_unsafe_values() -> None:
