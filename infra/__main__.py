@@ -26,6 +26,7 @@ from infra.iam import Iam, asg_arn
 from infra.logs import ROLE_LOGS, LogGroups, agent_config, log_group_arn, log_group_name
 from infra.monitoring_host import MonitoringHost
 from infra.network import Network
+from infra.releases import KEY_PREFIX, fetch_archives
 from infra.secret_params import READERS, Secrets
 from infra.tags import Tagger
 from infra.userdata import (
@@ -51,11 +52,15 @@ app_bundle = build_app_bundle(architectures=tuple(sorted({
     instance_architecture(cfg.dashboard_instance_type),
 })))
 observability_bundle = build_observability_bundle()
+# Grafana, Prometheus, Tempo and the collector for the Grafana host's CPU, each checked against
+# infra/releases.lock.json (or the vendor's checksum file, then recorded there): no registry at boot.
+vendor_archives = fetch_archives(cfg.observability_versions, instance_architecture(cfg.grafana_instance_type),
+                                 mirror=cfg.release_mirror)
 
 network = Network("network", cfg, tags)
 firewall = Firewall("firewall", cfg, network.vpc_id, tags)
 secrets = Secrets("secrets", cfg, tags, partition=partition, account=account)
-artifacts = Artifacts("artifacts", app_bundle, observability_bundle, tags)
+artifacts = Artifacts("artifacts", app_bundle, observability_bundle, tags, vendor=vendor_archives)
 iam = Iam(
     "iam",
     tags=tags,
@@ -64,6 +69,7 @@ iam = Iam(
     bucket_arn=artifacts.bucket.arn,
     app_key=app_bundle.key,
     observability_key=observability_bundle.key,
+    vendor_prefix=KEY_PREFIX,
     parameter_arns={
         "redis-auth-token": secrets.redis_auth_token.arn,
         "dashboard-token": secrets.dashboard_token.arn,
@@ -82,12 +88,13 @@ log_groups = LogGroups("logs", cfg, tags)
 grafana = GrafanaHost(
     "grafana", cfg, subnet_id=network.app_subnet_ids[0], security_group_id=firewall.groups["grafana"].id,
     profile_name=iam.grafana.profile.name, tags=tags,
+    # the vendor objects' keys are awaited (not used: they equal archive.key) so the host boots after the uploads
     user_data=pulumi.Output.all(
-        artifacts.bucket.id, artifacts.objects["observability"].key, secrets.grafana_admin_password.name
+        artifacts.bucket.id, artifacts.objects["observability"].key, secrets.grafana_admin_password.name,
+        *[artifacts.objects[f"vendor:{archive.component}"].key for archive in vendor_archives],
     ).apply(lambda a: grafana_user_data(
-        Release(a[0], a[1], cfg.region), stack=cfg.stack, password_parameter=a[2],
-        grafana_image=cfg.grafana_image, prometheus_image=cfg.prometheus_image, otelcol_image=cfg.otelcol_image,
-        tempo_image=cfg.tempo_image, log_config=agent_config(cfg, "grafana"),
+        Release(a[0], a[1], cfg.region), stack=cfg.stack, password_parameter=a[2], archives=vendor_archives,
+        log_config=agent_config(cfg, "grafana"),
         grafana_listen="0.0.0.0" if cfg.exposure == "alb" else "127.0.0.1",
     )),
 )

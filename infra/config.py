@@ -11,12 +11,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
+
+from infra.releases import COMPONENTS
 
 NAMESPACE = "jobfleet"
 
@@ -25,7 +28,6 @@ _INSTANCE_TYPE = re.compile(r"^([a-z]+)(\d+)([a-z0-9-]*)\.(nano|micro|small|medi
 _CACHE_NODE_TYPE = re.compile(r"^cache\.[a-z]+\d+[a-z0-9-]*\.(micro|small|medium|large|\d*xlarge)$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 _PERF_RUN = re.compile(r"^[\w.:/=+\-@]{0,128}$")
@@ -77,10 +79,11 @@ class InfraConfig:
     monitoring_instance_type: str
     dashboard_instance_type: str
     grafana_instance_type: str
-    grafana_image: str
-    prometheus_image: str
-    otelcol_image: str
-    tempo_image: str
+    grafana_version: str
+    prometheus_version: str
+    otelcol_version: str
+    tempo_version: str
+    release_mirror: str  # "" = the vendors' hosts; else a base URL replacing them (same paths)
     # secrets (secret Outputs; never plain strings)
     redis_auth_token: pulumi.Output[str]
     dashboard_token: pulumi.Output[str]
@@ -102,6 +105,12 @@ class InfraConfig:
     def architecture(self) -> str:
         """CPU architecture of the worker instance types (``arm64`` for Graviton, else ``x86_64``)."""
         return instance_architecture(self.worker_instance_types[0])
+
+    @property
+    def observability_versions(self) -> dict[str, str]:
+        """Version of every Grafana-host component (``infra.releases.COMPONENTS`` names)."""
+        return {"grafana": self.grafana_version, "prometheus": self.prometheus_version,
+                "tempo": self.tempo_version, "otelcol-contrib": self.otelcol_version}
 
     @property
     def stop_timeout(self) -> int:
@@ -330,6 +339,29 @@ def _regex(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     return parse
 
 
+def _mirror_url(raw: str) -> str:
+    """Empty, or an http/https URL with a host and no query or fragment (trailing ``/`` dropped)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("not an http(s) URL like https://mirror.example.com/vendor")
+    return value.rstrip("/")
+
+
+def _pinned(component: str) -> tuple[str, Callable[[str], str], str]:
+    """Default, parser and allowed text of a component version: one the table of ``infra.releases`` pins."""
+    supported = COMPONENTS[component].versions
+
+    def parse(raw: str) -> str:
+        if raw.strip() not in supported:
+            raise ValueError(f"infra/releases.py pins no {component} release of that version")
+        return raw.strip()
+
+    return supported[0], parse, f"one of {', '.join(supported)}"
+
+
 def _auth_token(raw: str) -> None:
     if not _AUTH_TOKEN.match(raw):
         raise ValueError("an ElastiCache AUTH token needs 16-128 printable ASCII characters without space, \", / or @")
@@ -391,14 +423,12 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         monitoring_instance_type=c.value("monitoringInstanceType", "t3.micro", _instance_type, "an instance type"),
         dashboard_instance_type=c.value("dashboardInstanceType", "t3.micro", _instance_type, "an instance type"),
         grafana_instance_type=c.value("grafanaInstanceType", "t3.small", _instance_type, "an instance type"),
-        grafana_image=c.value("grafanaImage", "docker.io/grafana/grafana:12.1.1", _regex(_IMAGE, "an image:tag"),
-                              "a pinned container image like grafana/grafana:12.1.1"),
-        prometheus_image=c.value("prometheusImage", "docker.io/prom/prometheus:v3.5.0", _regex(_IMAGE, "an image:tag"),
-                                 "a pinned container image like prom/prometheus:v3.5.0"),
-        otelcol_image=c.value("otelcolImage", "docker.io/otel/opentelemetry-collector-contrib:0.132.0",
-                              _regex(_IMAGE, "an image:tag"), "a pinned container image"),
-        tempo_image=c.value("tempoImage", "docker.io/grafana/tempo:2.8.2", _regex(_IMAGE, "an image:tag"),
-                            "a pinned container image like grafana/tempo:2.8.2"),
+        grafana_version=c.value("grafanaVersion", *_pinned("grafana")),
+        prometheus_version=c.value("prometheusVersion", *_pinned("prometheus")),
+        otelcol_version=c.value("otelcolVersion", *_pinned("otelcol-contrib")),
+        tempo_version=c.value("tempoVersion", *_pinned("tempo")),
+        release_mirror=c.value("releaseMirror", "", _mirror_url,
+                               "an http(s) base URL replacing the vendors' hosts, or empty for none"),
         redis_auth_token=c.secret("redisAuthToken", _auth_token, "16-128 printable characters, not space \" / @"),
         dashboard_token=c.secret("dashboardToken", _min_length(16), "a token of at least 16 characters"),
         grafana_admin_password=c.secret("grafanaAdminPassword", _min_length(12), "at least 12 characters"),

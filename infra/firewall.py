@@ -62,7 +62,7 @@ class Firewall(pulumi.ComponentResource):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-{role}-out-https", security_group_id=self.groups[role].id, ip_protocol="tcp",
                 from_port=HTTPS_PORT, to_port=HTTPS_PORT, cidr_ipv4="0.0.0.0/0",
-                description="HTTPS: OS packages, PyPI, container images, AWS APIs",
+                description="HTTPS: AL2023 packages, AWS APIs (S3, SSM, EC2, CloudWatch)",
                 tags=tags(f"{role}-out-https"), opts=self._child,
             )
         if cfg.exposure == "alb":

@@ -140,6 +140,7 @@ class Iam(pulumi.ComponentResource):
         readers: Mapping[str, tuple[str, ...]],
         role_prefix: str,
         log_arns: Mapping[str, list[str]] | None = None,
+        vendor_prefix: str = "vendor/",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("jobfleet:iam:Iam", name, None, opts)
@@ -174,6 +175,8 @@ class Iam(pulumi.ComponentResource):
         dashboard_policy = out.apply(lambda a: policy_document([release(a[0]), *secrets("dashboard", a)]))
         grafana_policy = out.apply(lambda a: policy_document([
             _allow("ReadProvisioning", ["s3:GetObject"], [f"{a[0]}/{bundle_prefix(observability_key)}"]),
+            # the verified Grafana/Prometheus/Tempo/collector archives (infra/releases.py), keyed by digest
+            _allow("ReadVendorArchives", ["s3:GetObject"], [f"{a[0]}/{vendor_prefix}*"]),
             *secrets("grafana", a),
             _allow("PrometheusEc2Discovery", ["ec2:DescribeInstances", "ec2:DescribeAvailabilityZones"], ["*"]),
         ]))

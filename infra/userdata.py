@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.releases import Archive
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
@@ -28,6 +30,8 @@ GRAFANA_PORT = 3000
 PROMETHEUS_PORT = 9090
 OTLP_HTTP_PORT = 4318
 MULTIPROC_DIR = "/run/jobfleet/metrics"
+SELF_CHECK_LIB = "/usr/local/lib/jobfleet/self-check.sh"
+"""Where the worker user data writes the shared imds/self-check functions (``imds.sh`` + ``self-check.sh``)."""
 MAX_USER_DATA_BYTES = 16384
 """EC2 refuses user data larger than 16 KiB (before base64)."""
 
@@ -83,8 +87,13 @@ def _parameter(name: str) -> str:
     return name
 
 
+def _snippet(name: str) -> str:
+    """A shared shell snippet (no placeholders) of ``templates/``, rendered into several scripts."""
+    return render(name, {}).rstrip("\n")
+
+
 def _common() -> str:
-    return (TEMPLATES / "common.sh").read_text().rstrip("\n")
+    return render("common.sh", {"HELPERS": _snippet("helpers.sh")}).rstrip("\n")
 
 
 def _release_values(release: Release) -> dict[str, str]:
@@ -151,13 +160,26 @@ def drain_script(*, region: str, asg_name: str, hook_name: str) -> str:
     """The worker host's drain loop (completes the termination lifecycle hook after a graceful stop)."""
     return render("drain.sh", {
         "AWS_REGION": shlex.quote(region), "ASG_NAME": shlex.quote(asg_name), "HOOK_NAME": shlex.quote(hook_name),
+        "LIB": shlex.quote(SELF_CHECK_LIB),
     }).rstrip("\n")
 
 
-def launch_hook_script(*, region: str, asg_name: str, hook_name: str) -> str:
-    """The worker host's warm-pool launch hook (``hook_name`` empty: no warm pool, the script idles)."""
+def self_check_lib() -> str:
+    """The functions the launch check, the warm-pool launch hook and the drain loop share (one file on the host)."""
+    return _snippet("imds.sh") + "\n\n" + _snippet("self-check.sh")
+
+
+def launch_hook_script(*, region: str, asg_name: str, hook_name: str, slots: int = 1,
+                       self_check_seconds: int = 120, lib: str = SELF_CHECK_LIB) -> str:
+    """The worker host's warm-pool launch hook (``hook_name`` empty: no warm pool, the script idles).
+
+    Into service it waits for the ``slots`` worker units and runs the launch check's self-check
+    (``self-check.sh``) before CONTINUE, else ABANDONs; into the pool it continues at once.
+    """
     return render("launch-hook.sh", {
         "AWS_REGION": shlex.quote(region), "ASG_NAME": shlex.quote(asg_name), "HOOK_NAME": shlex.quote(hook_name),
+        "SLOTS": str(int(slots)), "SELF_CHECK_SECONDS": str(int(self_check_seconds)),
+        "METRICS_PORT": str(WORKER_METRICS_PORT), "HELPERS": _snippet("helpers.sh"), "LIB": shlex.quote(lib),
     }).rstrip("\n")
 
 
@@ -166,11 +188,13 @@ def fetch_secret_script(*, region: str) -> str:
     return render("fetch-secret.sh", {"AWS_REGION": shlex.quote(region)}).rstrip("\n")
 
 
-def launch_check_script(*, asg_name: str, launch_hook: str, self_check_seconds: int) -> str:
+def launch_check_script(*, asg_name: str, launch_hook: str, self_check_seconds: int,
+                        lib: str = SELF_CHECK_LIB) -> str:
     """Functions that answer the launch lifecycle hook: CONTINUE after a passing self-check, else ABANDON."""
     return render("launch-check.sh", {
         "ASG_NAME": shlex.quote(asg_name), "LAUNCH_HOOK": shlex.quote(launch_hook),
         "SELF_CHECK_SECONDS": str(int(self_check_seconds)), "METRICS_PORT": str(WORKER_METRICS_PORT),
+        "LIB": shlex.quote(lib), "SELF_CHECK_LIB": self_check_lib(),
     }).rstrip("\n")
 
 
@@ -192,7 +216,8 @@ def worker_user_data(
         "WARM_POOL": "1" if warm_pool else "0",
         # with a warm pool the launch hook is answered by jobfleet-launch-hook on every boot (see worker.sh)
         "LAUNCH_HOOK_SCRIPT": launch_hook_script(region=release.region, asg_name=asg_name,
-                                                 hook_name=launch_hook if warm_pool else ""),
+                                                 hook_name=launch_hook if warm_pool else "", slots=slots,
+                                                 self_check_seconds=self_check_seconds),
         "CW_AGENT_CONFIG": _json_line(log_config),
         "LAUNCH_CHECK": launch_check_script(asg_name=asg_name, launch_hook=launch_hook,
                                             self_check_seconds=self_check_seconds),
@@ -250,29 +275,51 @@ def dashboard_user_data(
     return _checked(render("dashboard.sh", values), "dashboard")
 
 
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BINARY_KEYS = {"prometheus": "PROMETHEUS", "grafana": "GRAFANA", "tempo": "TEMPO", "otelcol-contrib": "OTELCOL"}
+
+
+def install_archives(archives: Sequence[Archive]) -> str:
+    """``install_archive DEST KEY SHA256 STRIP BINARY`` lines (grafana.sh) for the vendor archives."""
+    lines = []
+    for archive in archives:
+        if not _SHA256.match(archive.sha256):
+            raise UserDataError(f"{archive.asset}: {archive.sha256!r} is not a sha256")
+        for value in (archive.key, archive.home, archive.binary):
+            if not _SAFE_PATH.match(value):
+                raise UserDataError(f"{archive.asset}: unsafe path {value!r}")
+        lines.append(f"install_archive {archive.home} {archive.key} {archive.sha256} {int(archive.strip)} "
+                     f"{archive.binary}")
+    return "\n".join(lines)
+
+
 def grafana_user_data(
     release: Release,
     *,
     stack: str,
     password_parameter: str,
-    grafana_image: str,
-    prometheus_image: str,
-    otelcol_image: str,
-    tempo_image: str,
+    archives: Sequence[Archive],
     log_config: str = "{}",
     grafana_listen: str = "127.0.0.1",
 ) -> str:
-    """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector as pinned containers."""
+    """User data of the Grafana host: Grafana, Prometheus, Tempo and the OTel collector from the verified vendor
+    archives in the artifact bucket (``infra.releases``), one systemd service each."""
+    by_name = {archive.component: archive for archive in archives}
+    if sorted(by_name) != sorted(_BINARY_KEYS) or len(archives) != len(_BINARY_KEYS):
+        raise UserDataError(f"the Grafana host needs one archive each of {', '.join(sorted(_BINARY_KEYS))}")
     values = {
         **_release_values(release),
         "STACK": shlex.quote(stack),
         "FETCH_SCRIPT": fetch_secret_script(region=release.region),
         "PASSWORD_ASSIGNMENT": f"GF_SECURITY_ADMIN_PASSWORD={_parameter(password_parameter)}",
-        "GRAFANA_IMAGE": grafana_image,
-        "PROMETHEUS_IMAGE": prometheus_image,
-        "OTELCOL_IMAGE": otelcol_image,
-        "TEMPO_IMAGE": tempo_image,
+        "INSTALL_ARCHIVES": install_archives(archives),
+        "GRAFANA_HOME": by_name["grafana"].home,
         "GRAFANA_LISTEN": grafana_listen,
         "CW_AGENT_CONFIG": _json_line(log_config),
     }
+    for component, prefix in _BINARY_KEYS.items():
+        archive = by_name[component]
+        values[f"{prefix}_BIN"] = f"{archive.home}/{archive.binary}"
+        values[f"{prefix}_VERSION"] = archive.version
     return _checked(render("grafana.sh", values), "grafana")

@@ -2,19 +2,7 @@
 export AWS_REGION AWS_DEFAULT_REGION="$AWS_REGION"
 readonly RELEASE_ROOT=/opt/jobfleet
 
-log() { printf '%s jobfleet-bootstrap: %s\n' "$(date -u +%FT%TZ)" "$*"; }
-
-retry() {
-  local attempt=1
-  until "$@"; do
-    if [ "$attempt" -ge 5 ]; then
-      log "giving up after $attempt attempts: $*"
-      return 1
-    fi
-    sleep $((attempt * 5))
-    attempt=$((attempt + 1))
-  done
-}
+@@HELPERS@@
 
 # install_bundle BUCKET KEY DEST: download s3://BUCKET/KEY and unpack it into DEST (idempotent).
 install_bundle() {

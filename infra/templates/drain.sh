@@ -7,13 +7,9 @@ set -euo pipefail
 readonly ASG_NAME=@@ASG_NAME@@
 readonly HOOK_NAME=@@HOOK_NAME@@
 export AWS_REGION=@@AWS_REGION@@
-readonly IMDS=http://169.254.169.254/latest
 
-imds() {
-  local token
-  token="$(curl -sf -X PUT "${IMDS}/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')"
-  curl -sf -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/$1"
-}
+# shellcheck source=/dev/null
+. @@LIB@@  # imds (written by the user data's launch check)
 
 while true; do
   state="$(imds meta-data/autoscaling/target-lifecycle-state || true)"

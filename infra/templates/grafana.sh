@@ -1,6 +1,7 @@
 #!/bin/bash
-# jobfleet Grafana host: Grafana, Prometheus (EC2 discovery of the stack's hosts by tag), Tempo and the
-# OpenTelemetry collector as pinned containers, provisioned from bundle @@RELEASE@@ (observability/).
+# jobfleet Grafana host: Grafana, Prometheus (EC2 discovery by tag), Tempo and the OpenTelemetry collector as
+# systemd services from the vendors' release archives in the artifact bucket (sha256 pinned by infra/releases.py
+# and checked again here; nothing is pulled from the internet at boot), provisioned from bundle @@RELEASE@@.
 # Rendered by infra/userdata.py; holds no secret: the Grafana admin password is read from SSM.
 set -euo pipefail
 exec > >(tee -a /var/log/jobfleet-bootstrap.log) 2>&1
@@ -13,22 +14,47 @@ readonly STACK=@@STACK@@
 
 @@COMMON@@
 
-# logs leave the host (CloudWatch Logs), so they outlive a terminated instance
+# install_archive DEST KEY SHA256 STRIP BINARY: download s3://ARTIFACT_BUCKET/KEY, refuse it unless its sha256
+# is SHA256, unpack it into DEST (dropping STRIP leading path parts) and check that DEST/BINARY runs.
+install_archive() {
+  local dest="$1" key="$2" sha="$3" strip="$4" binary="$5" tmp
+  tmp="$(mktemp)"
+  retry aws s3 cp --only-show-errors "s3://${ARTIFACT_BUCKET}/${key}" "$tmp"
+  if ! printf '%s  %s\n' "$sha" "$tmp" | sha256sum -c --quiet -; then
+    log "${key}: sha256 mismatch, refusing it"
+    rm -f "$tmp"
+    return 1
+  fi
+  rm -rf "${dest}.new"
+  mkdir -p "${dest}.new"
+  tar -xzf "$tmp" -C "${dest}.new" --strip-components="$strip" --no-same-owner
+  rm -f "$tmp"
+  if [ ! -x "${dest}.new/${binary}" ]; then
+    log "${key}: ${binary} missing from the archive"
+    return 1
+  fi
+  chown -R root:root "${dest}.new"
+  rm -rf "$dest"
+  mv "${dest}.new" "$dest"
+  log "installed ${dest}"
+}
+
+# logs leave the host (CloudWatch Logs), so they outlive a terminated instance. The dnf installs of this host
+# (amazon-cloudwatch-agent) come from the AL2023 repositories, which AL2023 locks to the AMI's release version
+# and serves from S3 in the region.
 ship_logs <<'CWAGENT' || log "log shipping could not be set up; logs stay on the host"
 @@CW_AGENT_CONFIG@@
 CWAGENT
 
-retry dnf install -y -q docker
-systemctl enable --now docker.service
 install_bundle "$ARTIFACT_BUCKET" "$ARTIFACT_KEY" "$OBS"
+@@INSTALL_ARCHIVES@@
 # Prometheus discovers this stack's hosts by the tags jobfleet:role and jobfleet:stack; the file names
 # the stack and region as the placeholders JOBFLEET_STACK and AWS_REGION.
 sed -i -e "s/JOBFLEET_STACK/${STACK}/g" -e "s/region: AWS_REGION/region: ${AWS_REGION}/g" \
   "${OBS}/observability/prometheus/prometheus-aws.yml"
-mkdir -p /var/lib/jobfleet/prometheus /var/lib/jobfleet/grafana /var/lib/jobfleet/tempo /etc/jobfleet
-chown 65534:65534 /var/lib/jobfleet/prometheus
-chown 472:0 /var/lib/jobfleet/grafana
-chown 10001:10001 /var/lib/jobfleet/tempo
+# Grafana's dashboard provider reads this path (observability/grafana/provisioning/dashboards); the unit
+# bind-mounts the bundle's dashboards onto it.
+mkdir -p /var/lib/grafana/dashboards/jobfleet /etc/jobfleet
 
 # Tempo stores the traces the collector forwards (OTLP gRPC on 127.0.0.1:4417); Grafana queries :3200.
 cat > /etc/jobfleet/tempo.yaml <<'TEMPO'
@@ -51,9 +77,9 @@ storage:
   trace:
     backend: local
     wal:
-      path: /var/tempo/wal
+      path: /var/lib/jobfleet/tempo/wal
     local:
-      path: /var/tempo/blocks
+      path: /var/lib/jobfleet/tempo/blocks
 TEMPO
 
 install -m 0755 /dev/null /usr/local/bin/jobfleet-fetch-secrets
@@ -61,22 +87,25 @@ cat > /usr/local/bin/jobfleet-fetch-secrets <<'FETCH'
 @@FETCH_SCRIPT@@
 FETCH
 
+# Every service runs as its own transient system user (DynamicUser) that can write only its StateDirectory.
 cat > /etc/systemd/system/jobfleet-prometheus.service <<'UNIT'
 [Unit]
-Description=Prometheus (container)
-Requires=docker.service
-After=docker.service
+Description=Prometheus @@PROMETHEUS_VERSION@@
+Wants=network-online.target
+After=network-online.target
 
 [Service]
-ExecStartPre=-/usr/bin/docker rm -f jobfleet-prometheus
-ExecStart=/usr/bin/docker run --rm --name jobfleet-prometheus --network host \
-  -v /opt/jobfleet/observability/observability/prometheus:/etc/prometheus:ro \
-  -v /var/lib/jobfleet/prometheus:/prometheus \
-  @@PROMETHEUS_IMAGE@@ --config.file=/etc/prometheus/prometheus-aws.yml \
-  --storage.tsdb.path=/prometheus --storage.tsdb.retention.time=15d --web.listen-address=:9090
-ExecStop=/usr/bin/docker stop jobfleet-prometheus
+Type=simple
+DynamicUser=yes
+StateDirectory=jobfleet/prometheus
+ExecStart=@@PROMETHEUS_BIN@@ \
+  --config.file=/opt/jobfleet/observability/observability/prometheus/prometheus-aws.yml \
+  --storage.tsdb.path=/var/lib/jobfleet/prometheus --storage.tsdb.retention.time=15d --web.listen-address=:9090
 Restart=always
 RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
@@ -84,18 +113,20 @@ UNIT
 
 cat > /etc/systemd/system/jobfleet-otelcol.service <<'UNIT'
 [Unit]
-Description=OpenTelemetry collector (container)
-Requires=docker.service
-After=docker.service
+Description=OpenTelemetry collector (contrib) @@OTELCOL_VERSION@@
+Wants=network-online.target
+After=network-online.target
 
 [Service]
-ExecStartPre=-/usr/bin/docker rm -f jobfleet-otelcol
-ExecStart=/usr/bin/docker run --rm --name jobfleet-otelcol --network host \
-  -v /opt/jobfleet/observability/observability/otel/collector.yaml:/etc/otelcol-contrib/config.yaml:ro \
-  @@OTELCOL_IMAGE@@
-ExecStop=/usr/bin/docker stop jobfleet-otelcol
+Type=simple
+DynamicUser=yes
+StateDirectory=jobfleet/otelcol
+ExecStart=@@OTELCOL_BIN@@ --config=/opt/jobfleet/observability/observability/otel/collector.yaml
 Restart=always
 RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
@@ -103,18 +134,20 @@ UNIT
 
 cat > /etc/systemd/system/jobfleet-tempo.service <<'UNIT'
 [Unit]
-Description=Tempo trace store (container)
-Requires=docker.service
-After=docker.service
+Description=Tempo trace store @@TEMPO_VERSION@@
+Wants=network-online.target
+After=network-online.target
 
 [Service]
-ExecStartPre=-/usr/bin/docker rm -f jobfleet-tempo
-ExecStart=/usr/bin/docker run --rm --name jobfleet-tempo --network host \
-  -v /etc/jobfleet/tempo.yaml:/etc/tempo.yaml:ro -v /var/lib/jobfleet/tempo:/var/tempo \
-  @@TEMPO_IMAGE@@ -config.file=/etc/tempo.yaml
-ExecStop=/usr/bin/docker stop jobfleet-tempo
+Type=simple
+DynamicUser=yes
+StateDirectory=jobfleet/tempo
+ExecStart=@@TEMPO_BIN@@ -config.file=/etc/jobfleet/tempo.yaml
 Restart=always
 RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
@@ -122,26 +155,31 @@ UNIT
 
 cat > /etc/systemd/system/jobfleet-grafana.service <<'UNIT'
 [Unit]
-Description=Grafana (container)
-Requires=docker.service
-After=docker.service network-online.target
+Description=Grafana @@GRAFANA_VERSION@@
+Wants=network-online.target
+After=network-online.target
 
 [Service]
-# The password is read (with retries) before every start; a failure restarts the unit, it never stays down.
-ExecStartPre=/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
-ExecStartPre=-/usr/bin/docker rm -f jobfleet-grafana
-ExecStart=/usr/bin/docker run --rm --name jobfleet-grafana --network host \
-  --env-file /run/jobfleet-secrets/grafana.env \
-  -e GF_SECURITY_ADMIN_USER=admin -e GF_USERS_ALLOW_SIGN_UP=false -e GF_AUTH_ANONYMOUS_ENABLED=false \
-  -e GF_ANALYTICS_REPORTING_ENABLED=false -e GF_SERVER_HTTP_PORT=3000 \
-  -e GF_SERVER_HTTP_ADDR=@@GRAFANA_LISTEN@@ \
-  -v /opt/jobfleet/observability/observability/grafana/provisioning:/etc/grafana/provisioning:ro \
-  -v /opt/jobfleet/observability/observability/grafana/dashboards:/var/lib/grafana/dashboards/jobfleet:ro \
-  -v /var/lib/jobfleet/grafana:/var/lib/grafana \
-  @@GRAFANA_IMAGE@@
-ExecStop=/usr/bin/docker stop jobfleet-grafana
+Type=simple
+DynamicUser=yes
+StateDirectory=jobfleet/grafana
+# The password is read (with retries, as root) before every start; a failure restarts the unit, it never stays down.
+ExecStartPre=+/usr/local/bin/jobfleet-fetch-secrets /run/jobfleet-secrets/grafana.env @@PASSWORD_ASSIGNMENT@@
+EnvironmentFile=-/run/jobfleet-secrets/grafana.env
+Environment=GF_SECURITY_ADMIN_USER=admin GF_USERS_ALLOW_SIGN_UP=false GF_AUTH_ANONYMOUS_ENABLED=false
+Environment=GF_ANALYTICS_REPORTING_ENABLED=false GF_SERVER_HTTP_PORT=3000
+Environment=GF_SERVER_HTTP_ADDR=@@GRAFANA_LISTEN@@
+Environment=GF_PATHS_PROVISIONING=/opt/jobfleet/observability/observability/grafana/provisioning
+Environment=GF_PATHS_DATA=/var/lib/jobfleet/grafana GF_PATHS_LOGS=/var/lib/jobfleet/grafana/log
+Environment=GF_PATHS_PLUGINS=/var/lib/jobfleet/grafana/plugins
+BindReadOnlyPaths=/opt/jobfleet/observability/observability/grafana/dashboards:/var/lib/grafana/dashboards/jobfleet
+WorkingDirectory=@@GRAFANA_HOME@@
+ExecStart=@@GRAFANA_BIN@@ server --homepath=@@GRAFANA_HOME@@
 Restart=always
 RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target

@@ -1,22 +1,21 @@
 #!/bin/bash
-# jobfleet-launch-hook: the warm-pool side of a worker host (does nothing without a warm pool).
-#   --in-service  exit 0 unless the ASG's target lifecycle state is Warmed:* (ExecCondition of the worker
-#                 slots: they never start on a boot into the warm pool)
-#   (no flag)     at every boot: complete the launch lifecycle action (into the pool: the app is installed,
-#                 the workers stay stopped; into service: the workers are up), then watch for the instance
-#                 going back into the pool on scale-in (reuse): stop the slots gracefully, complete again.
+# jobfleet-launch-hook: the warm-pool side of a worker host (idles without a warm pool).
+#   --in-service  exit 0 unless the target lifecycle state is Warmed:* (ExecCondition of the worker slots)
+#   (no flag)     at every boot: into the pool (Warmed:*) CONTINUE, the workers stay stopped; into service
+#                 wait for the slots and run the launch check's self-check, then CONTINUE, or ABANDON and
+#                 exit 2. Then on a return into the pool (reuse): stop the slots, CONTINUE again.
 set -euo pipefail
 
-readonly ASG_NAME=@@ASG_NAME@@
-readonly HOOK_NAME=@@HOOK_NAME@@
+# shellcheck disable=SC2034  # read by the sourced functions
+readonly ASG_NAME=@@ASG_NAME@@ LAUNCH_HOOK=@@HOOK_NAME@@ SLOTS=@@SLOTS@@ SELF_CHECK_SECONDS=@@SELF_CHECK_SECONDS@@ \
+  METRICS_PORT=@@METRICS_PORT@@ LOG_TAG=jobfleet-launch-hook
 export AWS_REGION=@@AWS_REGION@@
-readonly IMDS=http://169.254.169.254/latest
 
-imds() {
-  local token
-  token="$(curl -sf -X PUT "${IMDS}/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')"
-  curl -sf -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/$1"
-}
+@@HELPERS@@
+
+# imds, complete_launch, self_check (written by the user data's launch check)
+# shellcheck source=/dev/null
+. @@LIB@@
 
 target_state() {
   local state="" attempt
@@ -30,16 +29,21 @@ target_state() {
   printf '%s' "$state"
 }
 
-complete_launch() {
-  aws autoscaling complete-lifecycle-action \
-    --auto-scaling-group-name "$ASG_NAME" \
-    --lifecycle-hook-name "$HOOK_NAME" \
-    --instance-id "$(imds meta-data/instance-id)" \
-    --lifecycle-action-result CONTINUE \
-    || echo "jobfleet-launch-hook: no launch action pending for $1"
+# wait_for_slots UNIT...: until every unit is active, at most SELF_CHECK_SECONDS.
+wait_for_slots() {
+  local deadline=$((SECONDS + SELF_CHECK_SECONDS)) unit
+  for unit in "$@"; do
+    until systemctl is-active --quiet "$unit"; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        log "self-check: ${unit} did not become active"
+        return 1
+      fi
+      sleep 2
+    done
+  done
 }
 
-if [ -z "$HOOK_NAME" ]; then
+if [ -z "$LAUNCH_HOOK" ]; then
   [ "${1:-}" = "--in-service" ] && exit 0
   exec sleep infinity
 fi
@@ -52,17 +56,28 @@ if [ "${1:-}" = "--in-service" ]; then
 fi
 
 last="$(target_state)"
-echo "jobfleet-launch-hook: boot with target state ${last:-unknown}"
-complete_launch "$last"
+log "boot with target state ${last:-unknown}"
+case "$last" in
+  Warmed:*) complete_launch CONTINUE ;;
+  *)
+    units=()
+    for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
+    if ! { wait_for_slots "${units[@]}" && self_check "${units[@]}"; }; then
+      complete_launch ABANDON
+      exit 2
+    fi
+    complete_launch CONTINUE
+    ;;
+esac
 while true; do
   sleep 5
   state="$(imds meta-data/autoscaling/target-lifecycle-state || true)"
   if [ -n "$state" ] && [ "$state" != "$last" ]; then
     case "$state" in
       Warmed:*)
-        echo "jobfleet-launch-hook: going back into the warm pool; stopping worker slots"
+        log "going back into the warm pool; stopping worker slots"
         systemctl stop 'jobfleet-worker@*.service' || true
-        complete_launch "$state"
+        complete_launch CONTINUE
         ;;
     esac
     last="$state"

@@ -93,7 +93,7 @@ LAUNCHHOOK
 
 cat > /etc/systemd/system/jobfleet-launch-hook.service <<'UNIT'
 [Unit]
-Description=jobfleet launch hook: warm-pool entry keeps workers stopped; completes the launch lifecycle action
+Description=jobfleet launch hook: warm-pool entry keeps workers stopped; service entry after a passing self-check
 After=network-online.target jobfleet-worker@1.service
 
 [Service]
@@ -101,6 +101,8 @@ Type=simple
 ExecStart=/usr/local/bin/jobfleet-launch-hook
 Restart=on-failure
 RestartSec=5
+# exit 2: the self-check failed and the launch was abandoned (the ASG replaces the host); do not retry
+RestartPreventExitStatus=2
 
 [Install]
 WantedBy=multi-user.target
@@ -126,10 +128,13 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 UNIT
+systemctl daemon-reload
+units=()
+for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
 systemctl enable --now "${units[@]}" jobfleet-drain.service jobfleet-spot.service
 if [ "$WARM_POOL" = "1" ]; then
   # With a warm pool, jobfleet-launch-hook answers the launch hook on every boot: into the pool once the
-  # app is installed (the worker slots stay stopped), into service once the slots are up.
+  # app is installed (the worker slots stay stopped), into service once the slots pass the same self-check.
   trap - ERR
   systemctl enable --now jobfleet-launch-hook.service
   log "worker host installed (warm pool); jobfleet-launch-hook answers the launch lifecycle hook"
@@ -142,8 +147,4 @@ if ! self_check "${units[@]}"; then
 fi
 trap - ERR
 complete_launch CONTINUE
-
-systemctl daemon-reload
-units=()
-for slot in $(seq 1 "$SLOTS"); do units+=("jobfleet-worker@${slot}.service"); done
 log "worker host ready with ${SLOTS} slot(s)"

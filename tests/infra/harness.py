@@ -8,9 +8,22 @@ with inputs as Pulumi sent them (camelCase keys, resolved values).
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gzip
+import hashlib
+import http.server
+import io
 import json
+import os
 import runpy
-from collections.abc import Mapping
+import shutil
+import tarfile
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +31,8 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime.sync_await import _sync_await
+
+from infra.releases import COMPONENTS, urls
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "infra" / "__main__.py"
@@ -119,6 +134,114 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"the program made an unexpected call {args.token}")
 
 
+ARCHES = ("x86_64", "aarch64")
+
+
+def fake_archive(component: str, version: str, arch: str) -> bytes:
+    """A small tar.gz laid out like the vendor's (``strip`` wrapping directories, then the executable)."""
+    spec = COMPONENTS[component]
+    asset = urls(component, version, arch)[0]
+    top = [asset.removesuffix(".tar.gz")] * spec.strip
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, body, mode in ((spec.binary, f"#!/bin/sh\necho {component} {version} {arch}\n", 0o755),
+                                 ("LICENSE", "Apache-2.0\n", 0o644)):
+            info = tarfile.TarInfo("/".join([*top, name]))
+            info.size, info.mode, info.mtime = len(body.encode()), mode, 0
+            tar.addfile(info, io.BytesIO(body.encode()))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class FakeMirror:
+    """A real HTTP server (``http.server`` in a thread) serving fake vendor archives and checksum files at the
+    vendors' paths, in the vendors' formats (``sha256sums.txt``-style lists, Grafana's ``<asset>.sha256``)."""
+
+    root: Path
+    url: str
+    server: http.server.ThreadingHTTPServer
+    lock: Path
+    cache: Path
+
+    def path_of(self, url: str) -> Path:
+        """The served file behind a mirror URL."""
+        return self.root / urllib.parse.urlsplit(url).path.lstrip("/")
+
+    def sha256(self, component: str, version: str, arch: str) -> str:
+        """The digest of the archive served for (component, version, arch), computed from the served bytes."""
+        return hashlib.sha256(self.path_of(urls(component, version, arch, self.url)[1]).read_bytes()).hexdigest()
+
+    def publish(self) -> None:
+        """(Re)write every archive and checksum file (tests may tamper with them, then call this)."""
+        sums: dict[Path, list[str]] = {}
+        for name, spec in COMPONENTS.items():
+            for version in spec.versions:
+                for arch in ARCHES:
+                    asset, url, checksum_url = urls(name, version, arch, self.url)
+                    data = fake_archive(name, version, arch)
+                    target = self.path_of(url)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                    digest = hashlib.sha256(data).hexdigest()
+                    if spec.checksum_format == "single":
+                        self.path_of(checksum_url).write_text(digest + "\n")
+                    else:  # every asset of the release, plus one that must not be taken for ours
+                        decoy = hashlib.sha256(asset.encode()).hexdigest()
+                        sums.setdefault(self.path_of(checksum_url), []).extend(
+                            [f"{digest}  {asset}", f"{decoy}  {asset.replace('linux', 'darwin')}"])
+        for path, lines in sums.items():
+            path.write_text("\n".join(sorted(lines)) + "\n")
+
+    def close(self) -> None:
+        """Stop the server and remove its files."""
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_mirror() -> FakeMirror:
+    """A new :class:`FakeMirror` on 127.0.0.1 (an ephemeral port), with its own empty lock and cache."""
+    root = Path(tempfile.mkdtemp(prefix="jobfleet-mirror-"))
+    served = root / "www"
+    served.mkdir()
+    handler = functools.partial(_Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # the base URL has a path of its own (as an internal mirror's may): the vendors' paths go below it
+    mirror = FakeMirror(served, f"http://127.0.0.1:{server.server_address[1]}/mirror", server,
+                        root / "releases.lock.json", root / "cache")
+    mirror.publish()
+    return mirror
+
+
+@functools.cache
+def shared_mirror() -> FakeMirror:
+    """The mirror every program run uses unless told otherwise (started once per test process)."""
+    mirror = start_mirror()
+    atexit.register(mirror.close)
+    return mirror
+
+
+@contextmanager
+def releases_env(lock: Path, cache: Path) -> Iterator[None]:
+    """Point the program's release lock and cache (``infra.releases``) at ``lock`` and ``cache``."""
+    saved = {k: os.environ.get(k) for k in ("JOBFLEET_RELEASES_LOCK", "JOBFLEET_RELEASES_CACHE")}
+    os.environ["JOBFLEET_RELEASES_LOCK"], os.environ["JOBFLEET_RELEASES_CACHE"] = str(lock), str(cache)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def stack_config(path: Path = ROOT / "Pulumi.dev.yaml") -> dict[str, str]:
     """A stack file's config as the Pulumi CLI hands it to a program (objects and lists as JSON)."""
     data = yaml.safe_load(path.read_text())["config"]
@@ -134,8 +257,9 @@ def stack_config(path: Path = ROOT / "Pulumi.dev.yaml") -> dict[str, str]:
 
 
 def dev_config(**overrides: Any) -> dict[str, str]:
-    """Pulumi.dev.yaml plus test secrets, with ``overrides`` (``key=None`` removes a key)."""
-    config = {**stack_config(), **TEST_SECRETS}
+    """Pulumi.dev.yaml plus test secrets and the local release mirror, with ``overrides`` (``key=None`` removes
+    a key)."""
+    config = {**stack_config(), **TEST_SECRETS, "jobfleet:releaseMirror": shared_mirror().url}
     for key, value in overrides.items():
         full = key if ":" in key else f"jobfleet:{key}"
         if value is None:
@@ -147,8 +271,21 @@ def dev_config(**overrides: Any) -> dict[str, str]:
     return config
 
 
-def run_program(config: Mapping[str, str], stack: str = "dev", mocks: RecordingMocks | None = None) -> Program:
-    """Run infra/__main__.py under mocks with ``config``; exceptions from the program propagate."""
+def run_program(
+    config: Mapping[str, str], stack: str = "dev", mocks: RecordingMocks | None = None,
+    releases: tuple[Path, Path] | None = None,
+) -> Program:
+    """Run infra/__main__.py under mocks with ``config``; exceptions from the program propagate.
+
+    ``releases``: the (lock file, cache directory) the program's release archives use; default: the shared
+    mirror's (never the repository's ``infra/releases.lock.json``).
+    """
+    lock, cache = releases or (shared_mirror().lock, shared_mirror().cache)
+    with releases_env(lock, cache):
+        return _run(config, stack, mocks)
+
+
+def _run(config: Mapping[str, str], stack: str, mocks: RecordingMocks | None) -> Program:
     mocks = mocks or RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="jobfleet", stack=stack, preview=False)
     pulumi.runtime.set_all_config(dict(config), [k for k in config if k in TEST_SECRETS])

@@ -73,7 +73,7 @@ def test_user_data_shape(dev: Program, role: str) -> None:
 def test_user_data_passes_shellcheck(dev: Program, role: str) -> None:
     text = user_data(dev, role)
     _shellcheck(text, role)
-    for marker in ("DRAIN", "FETCH"):
+    for marker in ("DRAIN", "FETCH", "LAUNCHHOOK", "SELFCHECK"):
         if f"<<'{marker}'" in text:
             _shellcheck(heredoc(text, marker), f"{role}/{marker}")
 
@@ -164,8 +164,10 @@ def test_grafana_host_uses_the_observability_files(dev: Program) -> None:
     assert "/var/lib/grafana/dashboards/jobfleet" in text
     assert "/var/lib/grafana/dashboards/jobfleet" in (
         ROOT / "observability/grafana/provisioning/dashboards/dashboards.yaml").read_text()
-    for image in ("grafana/grafana:", "prom/prometheus:", "opentelemetry-collector-contrib:", "grafana/tempo:"):
-        assert image in text
+    assert "BindReadOnlyPaths=/opt/jobfleet/observability/observability/grafana/dashboards:" \
+           "/var/lib/grafana/dashboards/jobfleet" in text
+    for home in ("grafana-12.1.1", "prometheus-3.5.0", "otelcol-contrib-0.132.0", "tempo-2.8.2"):
+        assert f"install_archive /opt/jobfleet/{home} vendor/" in text
 
 
 def test_renderer_refuses_missing_and_unsafe_values() -> None:
@@ -197,7 +199,8 @@ def test_warm_pool_has_its_launch_hook_and_the_user_data_tells_pool_entry_from_s
     assert len(text.encode()) <= MAX_USER_DATA_BYTES
     script = heredoc(text, "LAUNCHHOOK")
     _shellcheck(script, "worker/LAUNCHHOOK")
-    assert "readonly HOOK_NAME=jobfleet-launch" in script and "Warmed:*) exit 1" in script
+    assert "readonly ASG_NAME=jobfleet-dev-workers LAUNCH_HOOK=jobfleet-launch SLOTS=2 " in script
+    assert "Warmed:*) exit 1" in script and ". /usr/local/lib/jobfleet/self-check.sh" in script
     assert "readonly WARM_POOL=1" in text
     assert "ExecCondition=/usr/local/bin/jobfleet-launch-hook --in-service" in heredoc(text, "UNIT")
     # install_release runs in the user data, i.e. once, on the first boot (the boot into the pool)
@@ -208,7 +211,7 @@ def test_warm_pool_has_its_launch_hook_and_the_user_data_tells_pool_entry_from_s
     dev = run_program(dev_config())
     assert "warmPool" not in dev.one("aws:autoscaling/group:Group").inputs
     dev_text = user_data(dev, "worker")
-    assert "readonly HOOK_NAME=''" in heredoc(dev_text, "LAUNCHHOOK")
+    assert "LAUNCH_HOOK='' " in heredoc(dev_text, "LAUNCHHOOK")
     assert "readonly WARM_POOL=0" in dev_text
 
 
