@@ -257,6 +257,11 @@ class BurstRecurrence:
         if self._bursts and now - self._bursts[-1].last_seen <= self.within_s:
             self._bursts[-1].peak = max(self._bursts[-1].peak, desired)
 
+    @property
+    def bursts(self) -> tuple[Burst, ...]:
+        """The last three bursts, oldest first."""
+        return tuple(self._bursts)
+
     def period(self, now: float) -> float | None:
         """The recurrence period while the next burst is still due (None: no period, or it failed to come)."""
         if len(self._bursts) < 3:

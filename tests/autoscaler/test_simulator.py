@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoscaler.policy import PolicyConfig
-from bench.autoscale import BASELINES, main, run_benchmark
+from bench.autoscale import BASELINES, InstantPool, burst_starts, main, run_benchmark, warm_pool_floor
 from bench.sim import Action, FleetView, Job, SimConfig, Simulator, load_trace
 
 
@@ -126,3 +126,35 @@ def test_cli_writes_the_v2_fields_and_goal_lines(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit) as exit_:
         main([str(trace), "--target-wait", "high=oops", "--out", str(out)])
     assert exit_.value.code == 2 and "queue 'high': expected a number" in capsys.readouterr().err
+
+
+def _two_bursts(path: Path, seed: int = 4) -> Path:
+    rng = random.Random(seed)
+    rows = []
+    t = 0.0
+    while t < 3000:
+        t += rng.expovariate(0.1)
+        rows.append((t, rng.expovariate(1 / 10)))
+    rows += [(600 + rng.uniform(0, 10), rng.expovariate(1 / 10)) for _ in range(60)]
+    rows += [(2400 + rng.uniform(0, 10), rng.expovariate(1 / 10)) for _ in range(60)]
+    path.write_text("arrival_s,queue,service_s\n" + "".join(f"{a:.3f},default,{s:.3f}\n" for a, s in sorted(rows)))
+    return path
+
+
+def test_warm_pool_floor_finds_both_bursts_and_bounds_the_hours(tmp_path: Path) -> None:
+    jobs = load_trace(_two_bursts(tmp_path / "b.csv"))
+    sim = SimConfig(max_instances=40, warm_min_s=10, warm_max_s=20, boot_min_s=45, boot_max_s=90)
+    starts = burst_starts(jobs, 60)
+    assert len(starts) == 2 and 600 <= starts[0] < 615 and 2400 <= starts[1] < 2415
+    floor = warm_pool_floor(jobs, sim, 30.0, 60)
+    assert floor["pool"] is not None and 1 <= floor["pool"] <= 40
+    work = sum(j.service_s for j in jobs) / 3600
+    assert floor["work_hours"] == pytest.approx(work, abs=0.01)
+    held = (starts[1] - starts[0]) / 3600
+    expected = work + floor["pool"] * 55 / 3600 + floor["pool"] * held * sim.stopped_cost_ratio
+    assert floor["hours_floor"] == pytest.approx(expected, abs=0.01)
+    # the fewest instances: one fewer misses the target even when all start the moment a job queues
+    fewer = Simulator(jobs, InstantPool(floor["pool"] - 1),
+                      SimConfig(max_instances=40, boot_min_s=10, boot_max_s=10, tail_s=0)).run().summary()
+    assert fewer["p95_wait_s"] > 30
+    assert warm_pool_floor(jobs, SimConfig(max_instances=2), 1.0, 60)["pool"] is None
