@@ -21,7 +21,15 @@ from redis import Redis
 from rq import Queue
 
 from autoscaler.policy import InstanceState, Observation, QueueState
-from autoscaler.window import RECENT_RATE_S, SERVICE_SAMPLE, IdleFloor, RateWindow, SeasonalForecast, service_cv2
+from autoscaler.window import (
+    RATE_WINDOW_S,
+    RECENT_RATE_S,
+    SERVICE_SAMPLE,
+    IdleFloor,
+    RateWindow,
+    SeasonalForecast,
+    service_cv2,
+)
 from jobfleet.tenants import tenant_queue_names
 
 
@@ -50,8 +58,8 @@ class QueueObserver:
     """Reads :class:`QueueState` for a fixed list of queues, keeping a rolling rate window per queue."""
 
     def __init__(
-        self, connection: Redis, queue_names: Sequence[str], window_s: float = 300.0, recent_s: float = RECENT_RATE_S,
-        forecast_horizon_s: float | None = None, spread_every_s: float = 30.0,
+        self, connection: Redis, queue_names: Sequence[str], window_s: float = RATE_WINDOW_S,
+        recent_s: float = RECENT_RATE_S, forecast_horizon_s: float | None = None, spread_every_s: float = 30.0,
     ) -> None:
         if not queue_names:
             raise ValueError("QueueObserver needs at least one queue name")

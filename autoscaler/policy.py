@@ -6,24 +6,30 @@ idle instances to drain, and a human-readable reason. The daemon and the simulat
 Sizing (all in worker *slots*; ``c`` slots per instance, ``S`` mean service time, ``T`` target p95 wait,
 ``λ`` arrival rate, ``Q`` queued, ``R`` started/running, ``B`` expected boot time):
 
-* steady state: the fewest slots ``m > λS`` whose Erlang-C p95 wait is within the target,
-  ``C(m, λS) · exp(-(m - λS) · T / S) <= 0.05``;
+* steady state: the fewest slots ``m > λS`` whose M/G/m p95 wait is within the target,
+  ``C(m, λS) · exp(-(m - λS) · T / (S · v)) <= 0.05`` with ``v = (1 + cv²)/2`` the Allen-Cunneen factor of
+  the measured service-time spread (1 for exponential service, clamped to [0.5, 3]);
 * backlog: project the queue to the moment a new instance would be ready (``now + B``), counting the
   ready slots from now and every booting instance from its own expected ready time (fluid model:
-  a busy slot starts ``1/S`` jobs per second); what is still queued then must start within ``T``,
-  i.e. it needs ``ceil(Q_B · S / max(T, S))`` more slots on top of the steady-state ones;
+  a busy slot starts ``1/S`` jobs per second); what is still queued then must start within ``T``: the
+  ``m_B`` slots ready by then drain ``(m_B - λS) · T / S`` of it within the target themselves (Little's law),
+  the rest needs ``ceil(rest · S / max(T, S, B))`` more slots on top of the steady-state ones;
 * running work keeps its slots: never fewer than ``R`` slots while the queue is not empty.
 
 Per-queue targets (queues listed highest priority first; workers serve them in that order): queue ``k``
 with target ``T_k`` sees every slot busy as often as the whole fleet (``C(m, λS)``, non-preemptive), then
 waits behind the work of queues ``1..k`` only, so each queue needs
-``C(m, λS) · exp(-(m - λ_{1..k}S) · T_k / S) <= 0.05`` and its backlog projection counts queues ``1..k``;
+``C(m, λS) · exp(-(m - λ_{1..k}S) · T_k / (S · v)) <= 0.05`` and its backlog projection counts queues ``1..k``;
 the fleet is sized for whichever queue's target binds (``binding`` in the inputs). ``T = 0`` ("start at
-once") asks for ``C(m, λS) <= 0.05`` on the pessimistic rate band and one slot per queued job.
+once") asks for ``C(m, λS) <= 0.005`` on the pessimistic rate band and one slot per queued job; it keeps
+idle instances at least ``start_at_once_idle_s`` and, after an arrival burst, the burst's peak for
+``peak_hold_s`` unless the burst's recurrence is known or a warm pool's prepared capacity covers it.
 
 A ``forecast_rate`` per queue (the seasonal history of arrivals over the next boot time, see
-:mod:`autoscaler.window`) raises the rate used for sizing ahead of periodic load; it is absent on traces
-without a repeating history, so it costs nothing there.
+:mod:`autoscaler.window`) replaces the rate used for sizing where it is above the rate's pessimistic band,
+ahead of periodic load; it is absent on traces without a repeating history, so it costs nothing there.
+A recurring burst (``burst_expected``, from :class:`autoscaler.window.BurstRecurrence`) raises the floor to
+the burst's peak size from one slow boot before it is due.
 
 Scale out goes straight to the target (``max_step`` 0 = unlimited). Scale in drains only instances
 that have been fully idle for at least the idle hold, longest-idle first, and never goes below the
@@ -354,13 +360,17 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
             range(len(classes)), default=None,
             key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1], variability=variability))
         backlog, backlog_slots = 0.0, 0
+        ready_slots = sum(i.slots for i in obs.instances if i.healthy and (i.ready or i.launched_at + (
+            cfg.warm_boot_time_s if i.warm else cfg.boot_time_s) <= obs.now + boot_next))
         for k, target in enumerate(targets):
             left = projected_backlog(obs, cfg, service_s, prefix[k], queued_prefix[k], horizon_s=boot_next)
             # what is still queued when a new instance is ready must start within the target, but each new
             # instance gets at least a boot time of work (one that boots to run one job only adds cost) -
             # except at target 0, where every queued job gets a slot of its own
             horizon = max(target, service_s, boot_next) if target > 0 else service_s
-            slots = math.ceil(left * service_s / horizon - 1e-9) if left else 0
+            # the fleet's spare slots at that moment drain part of it within the target themselves
+            allowance = max(0.0, ready_slots - prefix[k] * service_s) * target / service_s
+            slots = math.ceil(max(0.0, left - allowance) * service_s / horizon - 1e-9) if left > allowance else 0
             if slots > backlog_slots or (binding is None and left > 0):
                 backlog, backlog_slots, binding = left, slots, k
         running_slots = started if queued > 0 else 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SERVICE_SAMPLE = 100  # recent service times per queue whose spread sizes the wait tail
 MIN_SERVICE_SAMPLE = 10
+RATE_WINDOW_S = 900.0  # the rolling window of arrival and completion rates (Poisson noise 1/sqrt(arrivals in it))
 RECENT_RATE_S = 60.0  # the short sub-window whose arrival rate caps the long one (a finished burst drops out fast)
 
 
@@ -112,7 +114,8 @@ class SeasonalForecast:
     """Arrivals per ``bin_s`` bin over the last ``periods`` periods; forecasts load that recurs every period.
 
     :meth:`forecast` looks at the moment an instance launched now would be ready (``now + horizon``) one,
-    two, ... periods ago, takes the mean rate over ``smooth_s`` around it, and returns the *smallest* of those
+    two, ... periods ago, takes the mean rate over ``smooth_s`` around it less one Poisson standard deviation
+    (noise in a past day is not load), and returns the *smallest* of those
     rates over the past periods: only load that came back at this time of day in every one of at least
     ``min_periods`` past periods is forecast, so a trace without a period forecasts nothing (None) and a
     one-off burst yesterday is not forecast today.
@@ -157,7 +160,8 @@ class SeasonalForecast:
             start = int((centre - self.smooth_s / 2) // self.bin_s)
             stop = int((centre + self.smooth_s / 2) // self.bin_s)
             counts = sum(self._bins.get(k, 0.0) for k in range(start, stop))
-            rates.append(counts / (max(1, stop - start) * self.bin_s))
+            # one Poisson standard deviation below the count: noise in past days is not forecast as load
+            rates.append(max(0.0, counts - math.sqrt(counts)) / (max(1, stop - start) * self.bin_s))
         return min(rates)
 
 

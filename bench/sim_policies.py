@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from autoscaler.policy import InstanceState, Observation, PolicyConfig, QueueState, decide, mean_service
 from autoscaler.warm_pool import WarmPoolConfig, warm_pool_size
 from autoscaler.window import (
+    RATE_WINDOW_S,
     RECENT_RATE_S,
     BurstHistory,
     BurstRecurrence,
@@ -39,7 +40,7 @@ class OursPolicy(_NoSelfTermination):
 
     config: PolicyConfig
     interval_s: float = 3.0
-    rate_window_s: float = 300.0
+    rate_window_s: float = RATE_WINDOW_S
     name: str = "ours"
     warm_pool: WarmPoolConfig | None = None
     forecast: bool = True

@@ -237,7 +237,8 @@ def test_seasonal_forecast_sees_a_daily_ramp_ahead_and_nothing_without_a_period(
     end = _feed(f, 2, working_day)
     # 90 s before the ramp, asking about the moment a new instance would be ready: half of it, then all
     assert 0.2 < (f.forecast(end + 8 * 3600 - 90, 90) or 0) < 0.7
-    assert f.forecast(end + 8 * 3600 + 60, 90) == pytest.approx(1.0, abs=0.1)
+    # the whole day's rate, less one Poisson standard deviation of the ~270 arrivals it saw in the window
+    assert 0.8 < (f.forecast(end + 8 * 3600 + 60, 90) or 0) < 1 - 1 / 300**0.5
     assert f.forecast(end + 3 * 3600, 90) == 0.0  # night
     young = SeasonalForecast()
     _feed(young, 1, working_day)
