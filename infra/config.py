@@ -71,7 +71,7 @@ class InfraConfig:
     queues: tuple[str, ...]
     job_timeout: int
     shutdown_deadline: int
-    target_wait: float
+    target_wait: str  # JOBFLEET_TARGET_WAIT of the autoscaler: seconds, or per queue (high=5,default=30,low=300)
     boot_time: float
     root_volume_gb: int
     warm_pool_max: int  # issue 14: > 0 adds an ASG warm pool the autoscaler sizes up to this
@@ -313,6 +313,37 @@ def _queues(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _target_wait(raw: str) -> str:
+    """``30``, or per queue ``high=5,default=30,low=300`` with an optional bare or ``*=`` fallback; 0-3600 s
+    each (0 = start at once). Normalised; the queue names are checked against ``queues`` later."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("it is empty")
+    out, seen = [], set()
+    for part in parts:
+        name, _, number = part.rpartition("=")
+        name = name.strip() or "*"
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"{part!r}: expected seconds or queue=seconds") from None
+        if not 0 <= value <= 3600:
+            raise ValueError(f"{part!r}: seconds must be between 0 and 3600")
+        if name != "*" and not _QUEUE_NAME.match(name):
+            raise ValueError(f"{part!r}: {name!r} is not a queue name")
+        if name in seen:
+            raise ValueError(f"{name!r} has two targets")
+        seen.add(name)
+        out.append(f"{value:g}" if name == "*" else f"{name}={value:g}")
+    return ",".join(out)
+
+
+def target_wait_queues(spec: str) -> tuple[set[str], bool]:
+    """The queues a normalised ``targetWait`` names and whether it has a fallback for the others."""
+    names = {part.split("=", 1)[0] for part in spec.split(",") if "=" in part}
+    return names, any("=" not in part for part in spec.split(","))
+
+
 def _cost_tags(raw: str) -> dict[str, str]:
     value = json.loads(raw)
     if not isinstance(value, dict) or not value:
@@ -416,7 +447,8 @@ def load_config(project: str | None = None, stack: str | None = None) -> InfraCo
         queues=c.value("queues", '["high", "default", "low"]', _queues, "a list of queue names"),
         job_timeout=c.value("jobTimeout", "180", _int(1, 86400), "seconds 1-86400"),
         shutdown_deadline=c.value("shutdownDeadline", "600", _int(0, 86400), "seconds 0-86400"),
-        target_wait=c.value("targetWait", "30", _float(1, 3600), "seconds 1-3600"),
+        target_wait=c.value("targetWait", "30", _target_wait,
+                            "seconds 0-3600, or per queue like high=5,default=30,low=300 (0 = start at once)"),
         boot_time=c.value("bootTime", "90", _float(0, 3600), "seconds 0-3600"),
         root_volume_gb=c.value("rootVolumeGb", "20", _int(8, 1024), "GiB 8-1024"),
         warm_pool_max=c.value("warmPoolMax", "0", _int(0, 1000), "a whole number 0-1000 (0 = no warm pool)"),
@@ -462,6 +494,14 @@ def _check_consistency(cfg: InfraConfig) -> None:
                     f"{NAMESPACE}:allowedCidrs contains {cidr}, which opens the dashboard and Grafana to the whole "
                     f"internet; set {NAMESPACE}:allowPublicAccess=true if you really mean it"
                 )
+    named, fallback = target_wait_queues(cfg.target_wait)
+    if unknown := sorted(named - set(cfg.queues)):
+        raise ConfigError(f"{NAMESPACE}:targetWait={cfg.target_wait!r} names {', '.join(unknown)}, "
+                          f"not in {NAMESPACE}:queues {list(cfg.queues)}")
+    if not fallback and set(cfg.queues) - named:
+        raise ConfigError(f"{NAMESPACE}:targetWait={cfg.target_wait!r} has no target for "
+                          f"{', '.join(q for q in cfg.queues if q not in named)}: name them or add a bare number "
+                          "for the others")
     if cfg.warm_pool_max and cfg.use_spot:
         raise ConfigError(f"{NAMESPACE}:warmPoolMax={cfg.warm_pool_max}: ASG warm pools do not support Spot "
                           f"(mixed instances policy); set {NAMESPACE}:useSpot=false or warmPoolMax=0")

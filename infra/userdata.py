@@ -226,7 +226,7 @@ def worker_user_data(
 
 
 def monitoring_user_data(
-    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: float, boot_time: float,
+    release: Release, env: Mapping[str, str], *, asg_name: str, target_wait: str, boot_time: float,
     warm_pool_max: int = 0, log_config: str = "{}", boot_deadline: int = 900,
 ) -> str:
     """User data of the monitoring host: ``python -m autoscaler --backend aws`` under systemd."""
@@ -234,7 +234,7 @@ def monitoring_user_data(
         **env,
         "JOBFLEET_AUTOSCALER_BACKEND": "aws",
         "JOBFLEET_ASG_NAME": asg_name,
-        "JOBFLEET_TARGET_WAIT": f"{target_wait:g}",
+        "JOBFLEET_TARGET_WAIT": target_wait,
         "JOBFLEET_BOOT_TIME": f"{boot_time:g}",
         "JOBFLEET_WARM_POOL_MAX": str(int(warm_pool_max)),
         "JOBFLEET_BOOT_DEADLINE": str(int(boot_deadline)),

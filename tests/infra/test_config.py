@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infra.config import ConfigError, instance_architecture, load_config
+from infra.userdata import Release, monitoring_user_data
 from tests.infra.harness import ROOT, RecordingMocks, dev_config, run_program, stack_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -53,6 +54,15 @@ def test_defaults_when_keys_are_absent() -> None:
     cfg = load_config()
     assert (cfg.min_instances, cfg.max_instances, cfg.worker_instance_types) == (1, 10, ("t3.small",))
     assert cfg.use_spot is False and cfg.nat_gateway is False and cfg.redis_nodes == 2
+    assert cfg.target_wait == "30"
+
+
+def test_per_queue_target_waits_reach_the_monitoring_host() -> None:
+    cfg = _load(targetWait=" high=0, low=300 ,*=30")
+    assert cfg.target_wait == "high=0,low=300,30"
+    user_data = monitoring_user_data(Release("b", "k", "eu-west-1"), {}, asg_name="asg", target_wait=cfg.target_wait,
+                                     boot_time=90)
+    assert "JOBFLEET_TARGET_WAIT=high=0,low=300,30" in user_data
 
 
 ALB = {
@@ -91,6 +101,11 @@ ALB = {
         ({"redisAuthToken": "short"}, "jobfleet:redisAuthToken (secret) is not allowed"),
         ({"redisAuthToken": "contains@at-sign-0123456789"}, "jobfleet:redisAuthToken (secret) is not allowed"),
         ({"grafanaAdminPassword": None}, "pulumi config set --secret jobfleet:grafanaAdminPassword"),
+        ({"targetWait": "high=5,soon=1,30"}, "names soon, not in jobfleet:queues"),
+        ({"targetWait": "high=5,default=30"}, "has no target for low"),
+        ({"targetWait": "high=oops"}, "'high=oops': expected seconds"),
+        ({"targetWait": "4000"}, "seconds must be between 0 and 3600"),
+        ({"targetWait": "high=5,high=6,30"}, "'high' has two targets"),
         ({"dashboardToken": 'contains@at-sign"quote-0123'}, "jobfleet:dashboardToken (secret) is not allowed"),
     ],
 )
