@@ -157,4 +157,7 @@ def test_warm_pool_floor_finds_both_bursts_and_bounds_the_hours(tmp_path: Path) 
     fewer = Simulator(jobs, InstantPool(floor["pool"] - 1),
                       SimConfig(max_instances=40, boot_min_s=10, boot_max_s=10, tail_s=0)).run().summary()
     assert fewer["p95_wait_s"] > 30
+    quickest = Simulator(jobs, InstantPool(40), SimConfig(max_instances=40, boot_min_s=10, boot_max_s=10,
+                                                          tail_s=0)).run().summary()
+    assert floor["best_p95_s"] >= quickest["p95_wait_s"]  # slower warm starts (10-20 s) can only add waiting
     assert warm_pool_floor(jobs, SimConfig(max_instances=2), 1.0, 60)["pool"] is None
