@@ -26,6 +26,7 @@ from redis import Redis
 
 from autoscaler import metrics
 from autoscaler.backends.base import Backend
+from autoscaler.history import HistoryStore
 from autoscaler.leader import LeaderLock
 from autoscaler.observe import QueueObserver, build_observation
 from autoscaler.policy import Decision, Observation, PolicyConfig, decide, mean_service
@@ -86,6 +87,11 @@ class Daemon:
             wait_cost=settings.wait_cost, learn_s=0.0,
         ) if settings.warm_pool_max > 0 else None
         self.warm_pool_size: int | None = None
+        self.history = HistoryStore(connection)
+        try:  # the forecast's arrival history survives a restart (and a failover: the leader keeps it)
+            self.history.load(self.observer.seasonal, time.time())
+        except Exception as exc:
+            log_event("autoscaler_history_load_failed", level=logging.WARNING, error=_short(exc))
 
     def _lead(self) -> bool:
         try:
@@ -184,6 +190,11 @@ class Daemon:
         self.last_decision = decision
         if self.leader:
             self.maybe_sweep(now)
+            if obs.error is None and obs.observed_at is not None:
+                try:
+                    self.history.save(self.observer.seasonal, now)
+                except Exception as exc:
+                    log_event("autoscaler_history_save_failed", level=logging.WARNING, error=_short(exc))
         return decision
 
     def holder(self) -> str:

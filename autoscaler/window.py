@@ -143,6 +143,22 @@ class SeasonalForecast:
                     del self._bins[key]
         self._last_seen = seen
 
+    def snapshot(self, now: float) -> tuple[float | None, int, float]:
+        """(history start, current bin, its count so far): what :class:`autoscaler.history` persists."""
+        b = int(now // self.bin_s)
+        return self._first, b, self._bins.get(b, 0.0)
+
+    def restore(self, first: float, bins: dict[int, float], now: float) -> None:
+        """Resume from a persisted history (bins older than ``periods + 1`` periods are dropped; a history with
+        none left is ignored)."""
+        oldest = int((now - (self.periods + 1) * self.period_s) // self.bin_s)
+        kept = {b: n for b, n in bins.items() if b >= oldest}
+        if not kept:
+            return
+        self._first = first if self._first is None else min(first, self._first)
+        for b, n in kept.items():
+            self._bins[b] = max(self._bins.get(b, 0.0), n)
+
     def forecast(self, now: float, horizon_s: float) -> float | None:
         """Jobs/s expected around ``now + horizon_s`` (None: not enough periodic history).
 
