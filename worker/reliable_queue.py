@@ -273,9 +273,12 @@ def run_script(connection: Redis, name: str, keys: list[str], args: list[Any]) -
 
 def claim_batch(
     connection: Redis, queue_names: list[str], worker_name: str, limit: int, heartbeat_ttl: int,
-    defaults: ClaimDefaults, default_result_ttl: int,
+    defaults: ClaimDefaults, default_result_ttl: int, caps: list[int | None] | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` jobs from ``queue_names`` (priority order) in ONE round trip.
+
+    ``caps`` (aligned with ``queue_names``; None = no cap) bounds the jobs of a queue running at once: its
+    started registry plus its intermediate list (tenant caps, see ``worker.fair_queue``).
 
     Each claimed job is, atomically, out of its queue and registered as started by ``worker_name`` (status,
     execution hash, StartedJobRegistry member scored ``now + heartbeat_ttl``, worker execution set): see
@@ -293,6 +296,8 @@ def claim_batch(
         "" if defaults.retries_left is None else defaults.retries_left, defaults.retry_intervals,
     ]
     args.append(default_result_ttl)
+    if caps is not None and any(cap is not None for cap in caps):
+        args += ["" if cap is None else cap for cap in caps]
     reply = run_script(connection, "claim_batch.lua", keys, args)
     claimed = []
     for i in range(0, len(reply), 2):

@@ -11,7 +11,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
 from jobfleet.settings import Settings
 from worker.pool import bookkeeping, prefetch
-from worker.recovery import sweep_abandoned
+from worker.recovery import RQ_MARGIN_S, sweep_abandoned
 from worker.reliable_queue import ClaimDefaults, claim_batch, decode_fields
 
 DEFAULTS = ClaimDefaults(timeout=180, retries_left=3, retry_intervals="[1, 2, 4]")
@@ -98,6 +98,8 @@ def test_jobs_claimed_by_a_worker_that_died_are_recovered_like_started_ones(redi
     queue = Queue("default", connection=redis)
     jobs = [queue.enqueue("jobfleet.demo.jobs.noop") for _ in range(3)]
     _claim(redis, ["default"], 3, worker="ghost")  # no such worker is alive: its claims are abandoned
+    # a Redis up for less than RQ's margin vouches for no age yet (a restart may have lost heartbeats)
+    time.sleep(max(0.0, RQ_MARGIN_S + 0.5 - float(redis.info("server")["uptime_in_seconds"])))
     recovered = sweep_abandoned(redis, ["default"], settings)
     assert sorted(recovered) == sorted(j.id for j in jobs)
     assert sorted(queue.job_ids) == sorted(j.id for j in jobs)
@@ -113,3 +115,18 @@ def test_prefetch_policy() -> None:
     assert prefetch.window(2.0, False, 50, 64) == 2 and prefetch.window(0.0001, False, 50, 64) == 64
     assert prefetch.should_claim(0, 1) and not prefetch.should_claim(1, 1) and prefetch.should_claim(32, 64)
     assert prefetch.ewma(None, 1.0) == 1.0 and prefetch.ewma(1.0, 2.0) == 1.2
+
+
+def test_a_capped_queue_gives_at_most_cap_minus_running(redis: Redis) -> None:
+    capped, other = Queue("cap~acme", connection=redis), Queue("cap~zeta", connection=redis)
+    acme = [capped.enqueue("jobfleet.demo.jobs.noop") for _ in range(5)]
+    zeta = [other.enqueue("jobfleet.demo.jobs.noop") for _ in range(3)]
+    first = claim_batch(redis, ["cap~acme", "cap~zeta"], "w", 10, 90, DEFAULTS, 500, caps=[2, None])
+    assert [c.job_id for c in first] == [j.id for j in acme[:2]] + [j.id for j in zeta]
+    assert claim_batch(redis, ["cap~acme"], "w", 10, 90, DEFAULTS, 500, caps=[2]) == []  # 2 running
+    redis.rpush("rq:queue:cap~acme:intermediate", "x")  # a fork worker's job in flight counts too
+    redis.zrem("rq:wip:cap~acme", first[0].composite_key)
+    assert claim_batch(redis, ["cap~acme"], "w", 10, 90, DEFAULTS, 500, caps=[2]) == []  # 1 started + 1 in flight
+    again = claim_batch(redis, ["cap~acme"], "w", 10, 90, DEFAULTS, 500, caps=[3])
+    assert [c.job_id for c in again] == [acme[2].id]
+    assert len(claim_batch(redis, ["cap~acme"], "w", 10, 90, DEFAULTS, 500, caps=[None])) == 2  # no cap

@@ -6,9 +6,12 @@ queues (``q~t``) sorted by the tenant's fair-share score (decayed usage / weight
 ``worker.fair_queue`` keeps; a tenant just registered by a submit sorts first), the default tenant's queue
 placed by its own score. Run seconds are accounted per job with ``FairQueue.job_ended``, as in fork mode.
 
-This is fair share per claim batch (a batch may take several jobs of the fairest tenant), not per job, and
-caps and the compute reservation are not applied: the fork execution mode has the exact per-job script. With
-no tenants the order is the worker's queues, and nothing is read or accounted beyond one cached lookup.
+Caps apply as in fork mode: each tenant queue is claimed from at most ``cap - running`` jobs at a time
+(``claim_batch`` counts the started registry in the same script). This is fair share per claim batch (a batch
+may take several jobs of the fairest tenant), not per job, and the compute reservation and aging are not
+applied: the fork execution mode has the exact per-job script. The queues' priority order comes from the
+caller (strict, or weighted and drawn per claim); the tenant order of each queue is cached per queue. With no
+tenants the order is the worker's queues, and nothing is read or accounted beyond one cached lookup.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import time
 from redis import Redis
 
 from jobfleet.tenants import (
+    CAPS_KEY,
     DEFAULT_TENANT,
     WEIGHTS_KEY,
     fair_key,
+    split_tenant_queue,
     tenant_index_key,
     tenant_queue_name,
 )
@@ -61,16 +66,23 @@ class FairClaimOrder:
     def __init__(self, connection: Redis, refresh_s: float = REFRESH_S) -> None:
         self.connection = connection
         self.refresh_s = refresh_s
-        self._cached: list[str] = []
-        self._base: list[str] = []
+        self._per_queue: dict[str, list[str]] = {}
+        self._caps: dict[str, int] = {}
         self._until = 0.0
         self.tenants_present = False
 
     def names(self, base: list[str]) -> list[str]:
         """The queue names to claim from, for the worker's queues ``base`` in priority order."""
         now = time.monotonic()
-        if base == self._base and now < self._until:
-            return self._cached
+        if now >= self._until or set(base) != set(self._per_queue):
+            self._refresh(base, now)
+        return [name for queue in base for name in self._per_queue[queue]]
+
+    def caps(self, names: list[str]) -> list[int | None]:
+        """The cap of each name's tenant (None: none), as ``claim_batch`` takes them."""
+        return [self._caps.get(split_tenant_queue(name)[1]) for name in names]
+
+    def _refresh(self, base: list[str], now: float) -> None:
         with self.connection.pipeline(transaction=False) as pipe:
             for queue in base:
                 pipe.zrange(fair_key(queue, "ready"), 0, TOP - 1, withscores=True)
@@ -78,20 +90,26 @@ class FairClaimOrder:
                 pipe.llen(f"rq:queue:{queue}")
                 pipe.srandmember(tenant_index_key(queue), INDEX_SAMPLE)
             pipe.hget(WEIGHTS_KEY, DEFAULT_TENANT)
+            pipe.hgetall(CAPS_KEY)
             replies = pipe.execute()
-        weight = float(replies[-1] or 1.0) or 1.0
-        order: list[str] = []
+        weight = float(replies[-2] or 1.0) or 1.0
+        caps: dict[str, int] = {}
+        for tenant, cap in (replies[-1] or {}).items():
+            try:
+                caps[_text(tenant)] = int(cap)
+            except ValueError:
+                continue
         present = False
+        per_queue: dict[str, list[str]] = {}
         for i, queue in enumerate(base):
             ready_raw, usage, waiting, sample = replies[4 * i: 4 * i + 4]
             ready = [(_text(t), float(s)) for t, s in ready_raw]
             extra = [_text(t) for t in sample or []]
             present = present or bool(ready) or bool(extra)
             default_score = float(usage) / weight if usage is not None else None
-            order += merge_order(queue, ready, default_score, bool(waiting), extra)
+            per_queue[queue] = merge_order(queue, ready, default_score, bool(waiting), extra)
         self.tenants_present = present
-        self._base, self._cached, self._until = list(base), order, now + self.refresh_s
-        return order
+        self._per_queue, self._caps, self._until = per_queue, caps, now + self.refresh_s
 
 
 def _text(value: bytes | str) -> str:

@@ -50,6 +50,7 @@ from worker.pool import bookkeeping, prefetch
 from worker.pool.fair_order import FairClaimOrder
 from worker.pool.protocol import Done, Handled, Recycle, Run
 from worker.pool.supervisor import ExecutorHandle
+from worker.priority import queue_order
 from worker.reliable_queue import ClaimDefaults, ClaimedJob, _drop_waker, _waker, claim_batch
 from worker.worker import REDIS_ERRORS, SLOW_BEAT_S, JobfleetWorker
 
@@ -235,10 +236,15 @@ class PoolWorker(JobfleetWorker):
         """Claim up to ``limit`` jobs (one round trip) and hold them."""
         ttl = self.job_monitoring_interval + 60
         names = [q.name for q in self._ordered_queues]
+        caps = None
+        if self.fair_queue is not None:  # strict, or a weighted order drawn for every claim (as fork mode draws)
+            fq = self.fair_queue
+            names = queue_order(fq.priority_mode, names, fq.priority_weights, fq.rng)
         if self.fair_order is not None:
             names = self.fair_order.names(names)
+            caps = self.fair_order.caps(names)
         claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults,
-                              self.default_result_ttl)
+                              self.default_result_ttl, caps=caps)
         self._redis_available()
         self.last_claim_empty = not claimed
         if not claimed:

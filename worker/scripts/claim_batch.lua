@@ -7,7 +7,8 @@
 -- KEYS: queue_1..queue_n, wip_1..wip_n (same order), worker executions set.
 -- ARGV: limit, worker name, now (RQ ISO format), now (epoch s), registry score, execution TTL s,
 --       execution id prefix, default timeout, default retries_left ('' = none), default retry_intervals,
---       default result TTL.
+--       default result TTL, then optionally one cap per queue ('' = none): at most cap jobs of that queue
+--       run at once, counting its started registry and its fork-mode intermediate list (a tenant's cap).
 -- Returns two strings per claimed job:
 --   header "queue index|job id|execution id|timeout|result ttl|attempt|has dependencies 0/1|full path 0/1"
 --   hash   every field and value of the job hash after the claim, each as "<byte length>:<bytes>"
@@ -22,7 +23,13 @@ local members = {}
 local n = 0
 for qi = 1, nq do
   if n >= limit then break end
-  local ids = redis.call('LPOP', KEYS[qi], limit - n)
+  local take = limit - n
+  local cap = tonumber(ARGV[11 + qi])
+  if cap then
+    take = math.min(take, cap - redis.call('ZCARD', KEYS[nq + qi]) - redis.call('LLEN', KEYS[qi] .. ':intermediate'))
+  end
+  local ids = false
+  if take > 0 then ids = redis.call('LPOP', KEYS[qi], take) end
   if ids then
     local zargs = {}
     for _, id in ipairs(ids) do
