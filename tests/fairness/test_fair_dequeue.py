@@ -21,7 +21,7 @@ from tests.fairness.helpers import enqueue
 from tests.worker.helpers import worker_env
 from worker.fair_policy import TenantState, choose_tenant, decayed, inflation, reservation_applies
 from worker.fair_queue import FairQueue, fair_queue_class
-from worker.priority import weighted_order
+from worker.priority import aged_first, weighted_order
 from worker.recovery import sweep_abandoned
 
 JOB = "tests.fairness.helpers.record"
@@ -249,3 +249,11 @@ def test_the_client_registers_tenants_for_fair_workers(redis_url: str, redis: Re
     assert redis.zscore(fair_key("default", "ready"), "B") == float("-inf")  # registered by the enqueue script
     fq.scan_every = 0.0  # no index scan: the ready set alone must bring B in
     assert _take(redis, fq) == ("default~B", late.id)
+
+
+def test_aged_first_promotes_only_the_oldest_queue_past_the_limit() -> None:
+    order = ["high", "default", "low"]
+    assert aged_first(order, {"high": 0.5, "low": 9.0, "default": 6.0}, 5.0) == ["low", "high", "default"]
+    assert aged_first(order, {"high": 0.5, "low": 4.0}, 5.0) == order  # none past the limit
+    assert aged_first(order, {"low": 100.0}, 0.0) == order  # aging off
+    assert aged_first(order, {}, 5.0) == order

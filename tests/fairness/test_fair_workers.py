@@ -76,6 +76,21 @@ def test_pool_mode_weighted_priority_does_not_starve_low(redis_url: str, redis: 
     assert sum(r.tenant == "L" and r.start < last_high for r in done) >= 3  # strict order would run none
 
 
+def test_pool_mode_aging_serves_an_old_low_job_before_the_high_flood_drains(
+    redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    old = Queue("low", connection=redis).enqueue(JOB, "L", 0.01)
+    Queue("high", connection=redis).enqueue_many(
+        [Queue.prepare_data(JOB, ("H", 0.03)) for _ in range(300)])  # ~9 s of work, strictly first
+    env = worker_env(redis_url, tmp_path, JOBFLEET_EXECUTION="pool", JOBFLEET_QUEUES="high,low",
+                     JOBFLEET_PRIORITY_AGING="1")
+    with start_worker(env, tmp_path, "--queues", "high,low", name="w1"):
+        wait_for(lambda: any(r.tenant == "L" for r in runs(redis)), 30, interval=0.1, what="the low job")
+        assert redis.llen("rq:queue:high") > 50  # the flood is far from drained
+    low_run = next(r for r in runs(redis) if r.tenant == "L")
+    assert low_run.job_id == old.id
+
+
 @pytest.mark.parametrize("execution", ["pool", "fork"])
 def test_late_tenant_starts_before_the_flood_drains(
     redis_url: str, redis: Redis, tmp_path: Path, execution: str

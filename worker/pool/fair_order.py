@@ -8,9 +8,10 @@ placed by its own score. Run seconds are accounted per job with ``FairQueue.job_
 
 Caps apply as in fork mode: each tenant queue is claimed from at most ``cap - running`` jobs at a time
 (``claim_batch`` counts the started registry in the same script). This is fair share per claim batch (a batch
-may take several jobs of the fairest tenant), not per job, and the compute reservation and aging are not
-applied: the fork execution mode has the exact per-job script. The queues' priority order comes from the
-caller (strict, or weighted and drawn per claim); the tenant order of each queue is cached per queue. With no
+may take several jobs of the fairest tenant), not per job, and the compute reservation is not applied: the
+fork execution mode has the exact per-job script. The queues' priority order comes from the caller (strict,
+or weighted and drawn per claim, then aging: ``worker.priority.aged_first``); the tenant order is cached per
+queue. With no
 tenants the order is the worker's queues, and nothing is read or accounted beyond one cached lookup.
 """
 
@@ -77,6 +78,11 @@ class FairClaimOrder:
         if now >= self._until or set(base) != set(self._per_queue):
             self._refresh(base, now)
         return [name for queue in base for name in self._per_queue[queue]]
+
+    def per_queue(self, queue: str) -> list[str]:
+        """The claim order of one of the worker's queues (its tenant queues, fairest first) from the last
+        :meth:`names`."""
+        return self._per_queue.get(queue, [queue])
 
     def caps(self, names: list[str]) -> list[int | None]:
         """The cap of each name's tenant (None: none), as ``claim_batch`` takes them."""

@@ -50,7 +50,7 @@ from worker.pool import bookkeeping, prefetch
 from worker.pool.fair_order import FairClaimOrder
 from worker.pool.protocol import Done, Handled, Recycle, Run
 from worker.pool.supervisor import ExecutorHandle
-from worker.priority import queue_order
+from worker.priority import aged_first, queue_order
 from worker.reliable_queue import ClaimDefaults, ClaimedJob, _drop_waker, _waker, claim_batch
 from worker.worker import REDIS_ERRORS, SLOW_BEAT_S, JobfleetWorker
 
@@ -241,7 +241,11 @@ class PoolWorker(JobfleetWorker):
             fq = self.fair_queue
             names = queue_order(fq.priority_mode, names, fq.priority_weights, fq.rng)
         if self.fair_order is not None:
-            names = self.fair_order.names(names)
+            base = names
+            names = self.fair_order.names(base)
+            if self.fair_queue is not None and self.fair_queue.aging > 0:
+                ages = self.head_ages({q: self.fair_order.per_queue(q) for q in base})
+                names = [n for q in aged_first(base, ages, self.fair_queue.aging) for n in self.fair_order.per_queue(q)]
             caps = self.fair_order.caps(names)
         claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults,
                               self.default_result_ttl, caps=caps)
@@ -278,6 +282,30 @@ class PoolWorker(JobfleetWorker):
             executor.jobs_sent += 1
             if executor.jobs_sent >= self.settings.pool_max_jobs:
                 executor.retire()
+
+    def head_ages(self, candidates: dict[str, list[str]]) -> dict[str, float]:
+        """Seconds the next job of each queue has waited: the head of the first of its (tenant) queues that
+        holds one (two pipelined round trips; aging only)."""
+        flat = [name for names in candidates.values() for name in names]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in flat:
+                pipe.lindex(f"{Queue.redis_queue_namespace_prefix}{name}", 0)
+            heads = dict(zip(flat, pipe.execute(), strict=True))
+        first = {q: next((heads[n] for n in names if heads[n]), None) for q, names in candidates.items()}
+        picked = [(q, h) for q, h in first.items() if h]
+        if not picked:
+            return {}
+        with self.connection.pipeline(transaction=False) as pipe:
+            for _, head in picked:
+                pipe.hget(f"rq:job:{head.decode() if isinstance(head, bytes) else head}", "enqueued_at")
+            stamps = pipe.execute()
+        now = time.time()
+        ages = {}
+        for (q, _), stamp in zip(picked, stamps, strict=True):
+            with contextlib.suppress(ValueError, AttributeError):
+                raw = stamp.decode() if isinstance(stamp, bytes) else stamp
+                ages[q] = now - datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        return ages
 
     def wait_for_jobs(self) -> None:
         """Idle: block until a listened queue changes (client tracking) or ``dequeue_poll`` passes."""
