@@ -100,7 +100,7 @@ def test_jobs_claimed_by_a_worker_that_died_are_recovered_like_started_ones(redi
     _claim(redis, ["default"], 3, worker="ghost")  # no such worker is alive: its claims are abandoned
     # ages count only from when Redis is known to have been reachable throughout (its start, or the end of an
     # outage some sweeper saw): before RQ's margin has passed since then, nothing is judged
-    time.sleep(max(0.0, RQ_MARGIN_S + 0.5 - (time.time() - vouched_since(redis))))
+    time.sleep(max(0.0, RQ_MARGIN_S + 2 - (time.time() - vouched_since(redis))))  # uptime is in whole seconds
     recovered = sweep_abandoned(redis, ["default"], settings)
     assert sorted(recovered) == sorted(j.id for j in jobs)
     assert sorted(queue.job_ids) == sorted(j.id for j in jobs)
