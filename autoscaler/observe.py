@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -30,6 +29,7 @@ from autoscaler.window import (
     SeasonalForecast,
     service_cv2,
 )
+from jobfleet.rq_time import parse_rq_time
 from jobfleet.tenants import tenant_queue_names
 
 
@@ -37,21 +37,6 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def parse_enqueued_at(raw: Any) -> float | None:
-    """Unix seconds of an RQ timestamp field (``enqueued_at``, ``started_at``...: ISO-8601 UTC), or None when
-    absent or unparsable."""
-    text = _text(raw)
-    if not text:
-        return None
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
 
 
 class QueueObserver:
@@ -93,7 +78,7 @@ class QueueObserver:
         for q, group in zip(self.queues, family_ids, strict=True):
             durations = []
             for _ in group:
-                started, ended = (parse_enqueued_at(v) for v in next(stamps))
+                started, ended = (parse_rq_time(v) for v in next(stamps))
                 if started is not None and ended is not None and ended >= started:
                     durations.append(ended - started)
             spread[q.name] = service_cv2(durations[:SERVICE_SAMPLE])
@@ -119,7 +104,7 @@ class QueueObserver:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in oldest_ids:
             pipe.hget(f"rq:job:{job_id}", "enqueued_at") if job_id else pipe.echo("")
-        parsed = iter(parse_enqueued_at(stamp) for stamp in pipe.execute())
+        parsed = iter(parse_rq_time(stamp) for stamp in pipe.execute())
         oldest = [min((t for t in (next(parsed) for _ in family_rows) if t is not None), default=None)
                   for family_rows in rows]
         if now - self._spread_at >= self.spread_every_s:

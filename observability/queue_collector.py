@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -21,6 +20,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from redis import Redis
 from redis.exceptions import RedisError
+
+from jobfleet.rq_time import parse_rq_time
 
 STATES = ("queued", "started", "scheduled", "deferred", "failed")
 _REGISTRY_KEYS = {
@@ -34,19 +35,6 @@ ALL_QUEUES_KEY = "rq:queues"
 
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def parse_enqueued_at(raw: Any) -> float | None:
-    """Unix seconds of RQ's ``enqueued_at`` (``2026-11-23T09:00:00.123456Z``); None if absent/garbled."""
-    if not raw:
-        return None
-    text = _decode(raw).strip()
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
 
 
 class QueueCollector:
@@ -125,7 +113,7 @@ class QueueCollector:
                 jobs.add_metric([name, state], float(value))
             age = 0.0
             if values[1]:
-                enqueued = parse_enqueued_at(next(second))
+                enqueued = parse_rq_time(next(second))
                 if enqueued is not None:
                     age = max(0.0, now - enqueued)
             oldest.add_metric([name], age)

@@ -10,7 +10,8 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.registry import DeferredJobRegistry, FailedJobRegistry
 
-from observability.queue_collector import QueueCollector, parse_enqueued_at, register_queue_collector
+from jobfleet.rq_time import parse_rq_time
+from observability.queue_collector import QueueCollector, register_queue_collector
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -95,5 +96,5 @@ def test_bad_target_wait_is_rejected(redis: Redis) -> None:
     [(b"2026-01-02T03:04:05.250000Z", 1767323045.25), ("2026-01-02T03:04:05Z", 1767323045.0), (b"junk", None),
      (None, None)],
 )
-def test_parse_enqueued_at(raw: bytes | str | None, expected: float | None) -> None:
-    assert parse_enqueued_at(raw) == expected
+def test_parse_rq_time(raw: bytes | str | None, expected: float | None) -> None:
+    assert parse_rq_time(raw) == expected

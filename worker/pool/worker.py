@@ -45,6 +45,7 @@ from rq.worker import DequeueStrategy, WorkerStatus
 
 from jobfleet.logs import log_event
 from jobfleet.retry import default_retry
+from jobfleet.rq_time import parse_rq_time
 from observability import metrics
 from worker.pool import bookkeeping, prefetch
 from worker.pool.fair_order import FairClaimOrder
@@ -300,12 +301,8 @@ class PoolWorker(JobfleetWorker):
                 pipe.hget(f"rq:job:{head.decode() if isinstance(head, bytes) else head}", "enqueued_at")
             stamps = pipe.execute()
         now = time.time()
-        ages = {}
-        for (q, _), stamp in zip(picked, stamps, strict=True):
-            with contextlib.suppress(ValueError, AttributeError):
-                raw = stamp.decode() if isinstance(stamp, bytes) else stamp
-                ages[q] = now - datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-        return ages
+        return {q: now - at for (q, _), stamp in zip(picked, stamps, strict=True)
+                if (at := parse_rq_time(stamp)) is not None}
 
     def wait_for_jobs(self) -> None:
         """Idle: block until a listened queue changes (client tracking) or ``dequeue_poll`` passes."""
