@@ -219,6 +219,14 @@ def steady_slots(
         m += 1
 
 
+def ready_in(inst: InstanceState, now: float, cfg: PolicyConfig) -> float:
+    """Seconds until ``inst`` is expected ready (0 when it is; booting ones at the warm or cold boot time)."""
+    if inst.ready:
+        return 0.0
+    boot = cfg.warm_boot_time_s if inst.warm else cfg.boot_time_s
+    return max(0.0, inst.launched_at + boot - now)
+
+
 def projected_backlog(
     obs: Observation, cfg: PolicyConfig, service_s: float, arrival_rate: float, queued: int | None = None,
     horizon_s: float | None = None,
@@ -231,11 +239,8 @@ def projected_backlog(
     horizon = cfg.boot_time_s if horizon_s is None else horizon_s
     capacity_work = 0.0  # slot-seconds available in [now, now + horizon]
     for inst in obs.instances:
-        if not inst.healthy:
-            continue
-        boot = cfg.warm_boot_time_s if inst.warm else cfg.boot_time_s
-        ready_in = 0.0 if inst.ready else max(0.0, inst.launched_at + boot - obs.now)
-        capacity_work += inst.slots * max(0.0, horizon - ready_in)
+        if inst.healthy:
+            capacity_work += inst.slots * max(0.0, horizon - ready_in(inst, obs.now, cfg))
     # running jobs hold their slots for about half a service time on average (residual life)
     running_work = obs.started * service_s / 2
     backlog_work = ((obs.queued if queued is None else queued) + arrival_rate * horizon) * service_s
@@ -341,6 +346,8 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
     # the next instance comes from the warm pool when it has a stopped one ready
     boot_next = cfg.warm_boot_time_s if obs.warm_pool_ready > 0 else cfg.boot_time_s
 
+    # slots ready by the time a new instance would be (the backlog term counts what they drain themselves)
+    ready_slots = sum(i.slots for i in obs.instances if i.healthy and ready_in(i, obs.now, cfg) <= boot_next)
     # hysteresis from the noise of the rate estimate: scale out on the low band, scale in to the high band
     # (at target 0 both use the high band: a job that arrives to no idle slot has already missed it)
     high_band = arrival_rate * (1 + cfg.noise_band * noise)
@@ -360,8 +367,6 @@ def decide(obs: Observation, cfg: PolicyConfig) -> Decision:
             range(len(classes)), default=None,
             key=lambda k: steady_slots(total, service_s, 0, classes=classes[k:k + 1], variability=variability))
         backlog, backlog_slots = 0.0, 0
-        ready_slots = sum(i.slots for i in obs.instances if i.healthy and (i.ready or i.launched_at + (
-            cfg.warm_boot_time_s if i.warm else cfg.boot_time_s) <= obs.now + boot_next))
         for k, target in enumerate(targets):
             left = projected_backlog(obs, cfg, service_s, prefix[k], queued_prefix[k], horizon_s=boot_next)
             # what is still queued when a new instance is ready must start within the target, but each new
