@@ -246,7 +246,7 @@ class PoolWorker(JobfleetWorker):
             names = self.fair_order.names(base)
             if self.fair_queue is not None and self.fair_queue.aging > 0:
                 ages = self.head_ages({q: self.fair_order.per_queue(q) for q in base})
-                names = [n for q in aged_first(base, ages, self.fair_queue.aging) for n in self.fair_order.per_queue(q)]
+                names = self.fair_order.names(aged_first(base, ages, self.fair_queue.aging))  # from the cache
             caps = self.fair_order.caps(names)
         claimed = claim_batch(self.connection, names, self.name, limit, ttl, self.claim_defaults,
                               self.default_result_ttl, caps=caps)
