@@ -1,4 +1,4 @@
-"""Shared fixtures: real redis-server processes on free ports (never fakeredis)."""
+"""Shared fixtures: real redis-server processes on free ports (never fakeredis), and in-memory spans."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis import Redis
 
+from jobfleet import tracing
 from jobfleet.embedded_redis import EmbeddedRedis
 from jobfleet.settings import Settings, load_settings
 
@@ -79,3 +83,16 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     """Start ``python <args>`` from the repo root with stdout/stderr to ``log``."""
     handle = log.open("ab")
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans recorded in memory while the test runs (jobfleet's tracing enabled on a fresh provider)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable_for_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.reset_tracing()

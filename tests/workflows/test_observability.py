@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from redis import Redis
@@ -19,18 +14,6 @@ from jobfleet.workflows import Workflow, array, submit_workflow, task
 from observability.workflow_collector import register_workflow_collector
 
 J = "tests.workflows.jobs"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable_for_provider(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.reset_tracing()
 
 
 def test_every_task_continues_the_workflow_trace(spans: InMemorySpanExporter, redis: Redis, settings: Settings) -> None:
