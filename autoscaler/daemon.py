@@ -118,8 +118,7 @@ class Daemon:
         lead = burst_lead(self.config.boot_time_s, self.settings.autoscaler_interval)
         return dataclasses.replace(
             obs, warm_pool_ready=pool_ready, warm_pool_prepared=self.warm_pool_size or 0,
-            recent_peak=self.recurrence.held_peak(now, self.config.peak_hold_s),
-            burst_expected=self.recurrence.expected(now, lead), burst_period_s=self.recurrence.period(now),
+            **self.recurrence.observed(now, self.config.peak_hold_s, lead),
         )
 
     def act(self, obs: Observation, decision: Decision) -> list[str]:

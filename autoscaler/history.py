@@ -19,6 +19,12 @@ from autoscaler.window import SeasonalForecast
 HISTORY_KEY = "jobfleet:autoscaler:arrivals"
 
 
+def _split(field: bytes | str) -> tuple[str, str]:
+    """``(queue, "first" or bin)`` of a hash field ``<queue>|<tail>``."""
+    name, _, tail = (field.decode() if isinstance(field, bytes) else str(field)).rpartition("|")
+    return name, tail
+
+
 class HistoryStore:
     """Loads and saves :class:`SeasonalForecast` bins of the observed queues."""
 
@@ -36,7 +42,7 @@ class HistoryStore:
         firsts: dict[str, float] = {}
         bins: dict[str, dict[int, float]] = {}
         for field, value in raw.items():
-            name, _, tail = (field.decode() if isinstance(field, bytes) else str(field)).rpartition("|")
+            name, tail = _split(field)
             try:
                 number = float(value)
                 if tail == "first":
@@ -75,7 +81,7 @@ class HistoryStore:
         """Delete bins older than each forecast keeps (``periods + 1`` periods)."""
         old = []
         for field in self.connection.hkeys(self.key):
-            name, _, tail = (field.decode() if isinstance(field, bytes) else str(field)).rpartition("|")
+            name, tail = _split(field)
             forecast = forecasts.get(name)
             if forecast is None or not tail.lstrip("-").isdigit():
                 continue

@@ -7,6 +7,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 SERVICE_SAMPLE = 100  # recent service times per queue whose spread sizes the wait tail
 MIN_SERVICE_SAMPLE = 10
@@ -304,6 +305,12 @@ class BurstRecurrence:
     def held_peak(self, now: float, hold_s: float) -> int:
         """The largest peak of the bursts that started within the last ``hold_s`` (0: none)."""
         return max((x.peak for x in self._bursts if now - x.start <= hold_s), default=0)
+
+    def observed(self, now: float, hold_s: float, lead_s: float) -> dict[str, Any]:
+        """The :class:`autoscaler.policy.Observation` fields this history gives (``recent_peak``,
+        ``burst_expected``, ``burst_period_s``): what the daemon and the simulator both pass."""
+        return {"recent_peak": self.held_peak(now, hold_s), "burst_expected": self.expected(now, lead_s),
+                "burst_period_s": self.period(now)}
 
 
 def service_cv2(durations: Sequence[float], min_samples: int = MIN_SERVICE_SAMPLE) -> float | None:

@@ -94,9 +94,9 @@ class OursPolicy(_NoSelfTermination):
         obs = Observation(
             now=now, observed_at=now, desired=len(instances), queues=tuple(queues), instances=instances,
             idle_slots_floor=self._idle.floor(now), warm_pool_ready=view.warm_pool_ready if self.warm_pool else 0,
-            recent_peak=self._recurrence.held_peak(now, self.config.peak_hold_s),
-            burst_expected=self._recurrence.expected(now, burst_lead(self.config.boot_time_s, self.interval_s)),
-            burst_period_s=self._recurrence.period(now), warm_pool_prepared=self._pool_size,
+            warm_pool_prepared=self._pool_size,
+            **self._recurrence.observed(now, self.config.peak_hold_s, burst_lead(self.config.boot_time_s,
+                                                                                  self.interval_s)),
         )
         decision = decide(obs, self.config)
         if decision.drain:
